@@ -1,0 +1,1 @@
+//! Vector codecs for compressed storage: f16 and SQ8 scalar quantisation.

@@ -1,0 +1,1 @@
+//! quiver-storage: the durable layer (write-ahead log, checksummed files, manifest).
