@@ -1,10 +1,12 @@
 //! quiver: an approximate-nearest-neighbour vector database.
 //!
 //! Module map: [`distance`] (metrics and SIMD kernels), [`quant`] (f16 and SQ8
-//! codecs), [`dataset`] (ANN dataset file formats and exact ground truth).
+//! codecs), [`hnsw`] (the in-memory graph index), [`dataset`] (ANN dataset
+//! file formats and exact ground truth).
 #![deny(unsafe_code)]
 
 pub mod dataset;
 #[allow(unsafe_code)]
 pub mod distance;
+pub mod hnsw;
 pub mod quant;

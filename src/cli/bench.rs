@@ -1,0 +1,360 @@
+//! `quiver bench`: build an index over a dataset, then sweep the search
+//! setting and report recall@k, QPS and latency percentiles per setting.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use quiver::dataset::{self, Neighbors, VectorSet};
+use quiver::distance::{self, Metric};
+use quiver::hnsw::{Hnsw, HnswParams, Neighbor};
+
+#[derive(Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexKind {
+    /// In-memory HNSW graph.
+    Hnsw,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Base vectors (.fvecs, .bvecs, .fbin, .u8bin, .i8bin, .hdf5).
+    #[arg(long, required_unless_present = "synthetic")]
+    base: Option<PathBuf>,
+    /// Query vectors.
+    #[arg(long, required_unless_present = "synthetic")]
+    query: Option<PathBuf>,
+    /// Ground truth (.ibin or .ivecs); computed exactly when absent.
+    #[arg(long)]
+    gt: Option<PathBuf>,
+    /// Generate clustered data instead of reading files: `N,D` (1,000 extra queries).
+    #[arg(long, conflicts_with_all = ["base", "query", "gt"])]
+    synthetic: Option<String>,
+    /// l2 | ip | cosine.
+    #[arg(long, default_value = "l2")]
+    metric: Metric,
+    #[arg(long, value_enum, default_value = "hnsw")]
+    index: IndexKind,
+    /// HNSW M (neighbours per node; 2M on layer 0).
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW efConstruction.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// Search beam widths to sweep, comma-separated.
+    #[arg(long, default_value = "10,20,40,80,160,320", value_parser = super::parse_list)]
+    ef: std::vec::Vec<usize>,
+    /// Neighbours per query (recall@k).
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Search threads (1 = one thread, queries in sequence).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Build threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    build_threads: usize,
+    /// Use only the first N base vectors.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Use only the first N queries.
+    #[arg(long)]
+    query_limit: Option<usize>,
+    /// Passes over the queries per setting; the median pass is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Save the built index to this file.
+    #[arg(long)]
+    save: Option<PathBuf>,
+}
+
+/// One row of the sweep.
+#[derive(Serialize)]
+struct Run {
+    ef: usize,
+    recall: f64,
+    qps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    mean_us: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    index: IndexKind,
+    dataset: String,
+    metric: Metric,
+    n: usize,
+    dim: usize,
+    queries: usize,
+    k: usize,
+    m: usize,
+    ef_construction: usize,
+    build_threads: usize,
+    search_threads: usize,
+    kernels: &'static str,
+    build_seconds: f64,
+    index_bytes: u64,
+    raw_vector_bytes: u64,
+    runs: Vec<Run>,
+}
+
+struct Data {
+    name: String,
+    base: VectorSet,
+    query: VectorSet,
+    gt: Option<Neighbors>,
+}
+
+fn load(a: &BenchArgs) -> anyhow::Result<Data> {
+    if let Some(spec) = &a.synthetic {
+        let (n, d) = spec
+            .split_once(',')
+            .and_then(|(n, d)| {
+                Some((
+                    n.trim().parse::<usize>().ok()?,
+                    d.trim().parse::<usize>().ok()?,
+                ))
+            })
+            .filter(|&(n, d)| n > 0 && d > 0)
+            .with_context(|| {
+                format!("--synthetic {spec:?}: expected N,D with N, D > 0 (e.g. 100000,128)")
+            })?;
+        let nq = a.query_limit.unwrap_or(1000);
+        let mut base = dataset::synthetic::clustered(n + nq, d, 42);
+        let query = base.split_off(n);
+        return Ok(Data {
+            name: format!("synthetic-{n}x{d}"),
+            base,
+            query,
+            gt: None,
+        });
+    }
+    let (Some(bp), Some(qp)) = (&a.base, &a.query) else {
+        bail!("--base and --query are required without --synthetic");
+    };
+    let base = dataset::load_vectors(bp, a.limit)
+        .with_context(|| format!("reading --base {}", bp.display()))?;
+    let query = dataset::load_vectors(qp, a.query_limit)
+        .with_context(|| format!("reading --query {}", qp.display()))?;
+    let gt = match &a.gt {
+        Some(g) if a.limit.is_none() => Some(
+            dataset::load_neighbors(g).with_context(|| format!("reading --gt {}", g.display()))?,
+        ),
+        Some(_) => {
+            tracing::warn!("--limit changes the base: ignoring --gt and computing ground truth");
+            None
+        }
+        None => None,
+    };
+    Ok(Data {
+        name: bp.display().to_string(),
+        base,
+        query,
+        gt,
+    })
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    if a.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    if a.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if a.ef.is_empty() || a.ef.contains(&0) {
+        bail!("--ef needs one or more values >= 1");
+    }
+    let data = load(&a)?;
+    if data.base.dim != data.query.dim {
+        bail!(
+            "base has dimension {}, queries {}",
+            data.base.dim,
+            data.query.dim
+        );
+    }
+    if data.base.is_empty() || data.query.is_empty() {
+        bail!("base and queries must not be empty");
+    }
+    let gt = match data.gt {
+        Some(gt) => {
+            if gt.len() < data.query.len() || gt.k < a.k {
+                bail!(
+                    "--gt has {} rows of {} neighbours; need {} rows of at least {}",
+                    gt.len(),
+                    gt.k,
+                    data.query.len(),
+                    a.k
+                );
+            }
+            gt
+        }
+        None => {
+            tracing::info!(
+                base = data.base.len(),
+                queries = data.query.len(),
+                "computing exact ground truth"
+            );
+            let bar = ProgressBar::new(data.query.len() as u64);
+            let gt = super::pool(a.build_threads)?.install(|| {
+                dataset::gt::ground_truth_with_progress(
+                    &data.base,
+                    &data.query,
+                    a.k,
+                    a.metric,
+                    Some(&bar),
+                )
+            })?;
+            bar.finish_and_clear();
+            gt
+        }
+    };
+
+    let params = HnswParams {
+        m: a.m,
+        ef_construction: a.ef_construction,
+        ..Default::default()
+    };
+    let build_pool = super::pool(a.build_threads)?;
+    let build_threads = build_pool.current_num_threads();
+    tracing::info!(
+        n = data.base.len(),
+        dim = data.base.dim,
+        m = a.m,
+        ef_construction = a.ef_construction,
+        threads = build_threads,
+        "building"
+    );
+    let started = Instant::now();
+    let index = build_pool
+        .install(|| Hnsw::build(&data.base.data, data.base.dim, a.metric, params, true))?;
+    let build_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(build_seconds, index_bytes = index.memory_bytes(), "built");
+    if let Some(p) = &a.save {
+        index
+            .save(p)
+            .with_context(|| format!("saving --save {}", p.display()))?;
+    }
+
+    let search_pool = super::pool(a.threads)?;
+    let mut runs = Vec::new();
+    println!(
+        "{:>6} {:>8} {:>10} {:>9} {:>9}",
+        "ef", "recall", "QPS", "p50 us", "p99 us"
+    );
+    for &ef in &a.ef {
+        let mut passes = Vec::with_capacity(a.runs.max(1));
+        let mut results = Vec::new();
+        for _ in 0..a.runs.max(1) {
+            let (r, lat, secs) = if a.threads == 1 {
+                search_sequential(&index, &data.query, a.k, ef)?
+            } else {
+                search_pool.install(|| search_parallel(&index, &data.query, a.k, ef))?
+            };
+            results = r;
+            passes.push((secs, lat));
+        }
+        passes.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let (secs, mut lat) = passes.swap_remove(passes.len() / 2);
+        lat.sort_by(f64::total_cmp);
+        let run = Run {
+            ef,
+            recall: dataset::recall_at_k(&results, &gt, a.k),
+            qps: data.query.len() as f64 / secs,
+            p50_us: percentile(&lat, 0.50),
+            p99_us: percentile(&lat, 0.99),
+            mean_us: lat.iter().sum::<f64>() / lat.len() as f64,
+        };
+        println!(
+            "{:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1}",
+            run.ef, run.recall, run.qps, run.p50_us, run.p99_us
+        );
+        runs.push(run);
+    }
+    println!(
+        "build {:.2} s on {} threads; index {:.1} MiB ({:.1} MiB raw vectors); kernels {}",
+        build_seconds,
+        build_threads,
+        index.memory_bytes() as f64 / (1 << 20) as f64,
+        (data.base.data.len() * 4) as f64 / (1 << 20) as f64,
+        distance::kernels().name
+    );
+    if let Some(path) = &a.json {
+        let report = Report {
+            index: a.index,
+            dataset: data.name,
+            metric: a.metric,
+            n: data.base.len(),
+            dim: data.base.dim,
+            queries: data.query.len(),
+            k: a.k,
+            m: a.m,
+            ef_construction: a.ef_construction,
+            build_threads,
+            search_threads: a.threads,
+            kernels: distance::kernels().name,
+            build_seconds,
+            index_bytes: index.memory_bytes() as u64,
+            raw_vector_bytes: (data.base.data.len() * 4) as u64,
+            runs,
+        };
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing --json {}", path.display()))?;
+    }
+    Ok(())
+}
+
+type Pass = (Vec<Vec<u32>>, Vec<f64>, f64);
+
+fn search_sequential(
+    index: &Hnsw,
+    queries: &VectorSet,
+    k: usize,
+    ef: usize,
+) -> anyhow::Result<Pass> {
+    let mut out: Vec<Neighbor> = Vec::with_capacity(k);
+    let mut results = Vec::with_capacity(queries.len());
+    let mut lat = Vec::with_capacity(queries.len());
+    let started = Instant::now();
+    for q in queries.rows() {
+        let t = Instant::now();
+        index.search_into(q, k, ef, None, &mut out)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        results.push(out.iter().map(|n| n.id.0).collect());
+    }
+    Ok((results, lat, started.elapsed().as_secs_f64()))
+}
+
+fn search_parallel(index: &Hnsw, queries: &VectorSet, k: usize, ef: usize) -> anyhow::Result<Pass> {
+    let started = Instant::now();
+    let per: Vec<(Vec<u32>, f64)> = queries
+        .data
+        .par_chunks(queries.dim)
+        .map(|q| {
+            let t = Instant::now();
+            let r = index.search(q, k, ef)?;
+            Ok((
+                r.iter().map(|n| n.id.0).collect(),
+                t.elapsed().as_secs_f64() * 1e6,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let secs = started.elapsed().as_secs_f64();
+    let (results, lat) = per.into_iter().unzip();
+    Ok((results, lat, secs))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

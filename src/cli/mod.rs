@@ -1,0 +1,63 @@
+//! Command-line parsing and dispatch (clap). `anyhow` errors live only here:
+//! every failure prints its context chain and exits non-zero.
+
+mod bench;
+mod gt;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// quiver: approximate-nearest-neighbour vector search.
+#[derive(Parser)]
+#[command(name = "quiver", version, about)]
+struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `quiver=debug`.
+    #[arg(long, global = true, env = "QUIVER_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build an index over a dataset and sweep search settings: recall, QPS, latency.
+    Bench(bench::BenchArgs),
+    /// Compute exact k-nearest-neighbour ground truth.
+    Gt(gt::GtArgs),
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Bench(a) => bench::run(a),
+        Command::Gt(a) => gt::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `"a,b,c"` into numbers, naming the flag on error.
+pub(crate) fn parse_list(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .map(|p| p.trim().parse::<usize>().map_err(|e| format!("{p:?}: {e}")))
+        .collect()
+}
+
+/// A rayon pool with `threads` workers (0 = all cores).
+pub(crate) fn pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?)
+}

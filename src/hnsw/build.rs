@@ -1,0 +1,230 @@
+//! Inserting nodes: level assignment, the neighbour-selection heuristic
+//! (algorithm 4 of Malkov & Yashunin), bidirectional linking with shrinking,
+//! and the parallel bulk build.
+
+use std::sync::atomic::Ordering;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use super::{Candidate, Entry, Hnsw, HnswError, HnswParams, NodeId, Result};
+use crate::distance::{self, Metric};
+
+/// Highest layer a node may be assigned.
+pub(crate) const MAX_LEVEL: usize = 16;
+
+/// SplitMix64: a deterministic per-node random stream for level assignment.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Hnsw {
+    /// Builds an index over `data` (row-major, `data.len() / dim` rows) with
+    /// all cores; node `i` is row `i`. Shows a progress bar if `progress`.
+    pub fn build(
+        data: &[f32],
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        progress: bool,
+    ) -> Result<Self> {
+        if dim == 0 || data.len() % dim != 0 {
+            return Err(HnswError::InvalidParam(format!(
+                "data length {} is not a multiple of dimension {dim}",
+                data.len()
+            )));
+        }
+        let n = data.len() / dim;
+        let index = Self::new(dim, metric, params, n)?;
+        data.par_chunks(dim)
+            .enumerate()
+            .try_for_each(|(i, row)| index.write_slot(i as u32, row, "data row"))?;
+        index.len.store(n, Ordering::Release);
+        let bar = if progress {
+            let b = ProgressBar::new(n as u64);
+            b.set_style(
+                ProgressStyle::with_template("building HNSW {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        if n > 0 {
+            index.link(0, index.random_level(0));
+        }
+        (1..n as u32).into_par_iter().for_each(|i| {
+            index.link(i, index.random_level(i));
+            if i % 1024 == 0 {
+                bar.inc(1024);
+            }
+        });
+        bar.finish_and_clear();
+        Ok(index)
+    }
+
+    /// Inserts one vector (concurrently with other inserts and searches);
+    /// returns its node id.
+    pub fn insert(&self, v: &[f32]) -> Result<NodeId> {
+        self.check_vector(v, "vector")?;
+        let cap = self.capacity();
+        let id = self
+            .len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
+                (l < cap).then_some(l + 1)
+            })
+            .map_err(|_| HnswError::Full { capacity: cap })? as u32;
+        if let Err(e) = self.write_slot(id, v, "vector") {
+            // The slot stays reserved; mark it deleted so it is never returned.
+            self.links.init_node(id, 0);
+            let _ = self.delete(NodeId(id));
+            return Err(e);
+        }
+        self.link(id, self.random_level(id));
+        Ok(NodeId(id))
+    }
+
+    /// Writes slot `id` (normalised for cosine) before it is published.
+    fn write_slot(&self, id: u32, v: &[f32], what: &str) -> Result<()> {
+        self.check_vector(v, what)?;
+        if self.metric.normalizes() {
+            let mut copy = v.to_vec();
+            if !distance::normalize(&mut copy) {
+                return Err(HnswError::ZeroNorm { what: what.into() });
+            }
+            self.vectors.write_unpublished(id, &copy);
+        } else {
+            self.vectors.write_unpublished(id, v);
+        }
+        Ok(())
+    }
+
+    /// `floor(-ln(U) * mL)` with `mL = 1/ln(M)`, from a per-node stream.
+    fn random_level(&self, id: u32) -> usize {
+        let r = splitmix64(self.params.seed ^ (id as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        let u = ((r >> 11) as f64 + 1.0) / (1u64 << 53) as f64; // (0, 1]
+        let ml = 1.0 / (self.params.m as f64).ln();
+        ((-u.ln() * ml) as usize).min(MAX_LEVEL)
+    }
+
+    /// Connects the already-written node `id` into the graph on layers `0..=level`.
+    fn link(&self, id: u32, level: usize) {
+        self.links.init_node(id, level);
+        let q = self.vectors.get(id);
+
+        let current = *self.entry.read();
+        let raises_top = current.is_none_or(|e| level > e.level);
+        let _top = raises_top.then(|| self.top_lock.lock());
+        let Some(entry) = *self.entry.read() else {
+            *self.entry.write() = Some(Entry { node: id, level });
+            return;
+        };
+
+        let raise = level > entry.level;
+        let mut ep = self.greedy_descent(q, entry.node, entry.level, level.min(entry.level));
+        let mut s = self.pool.take(self.capacity());
+        let mut chosen = Vec::with_capacity(self.links.max_degree(0));
+        for l in (0..=level.min(entry.level)).rev() {
+            s.reset(self.capacity());
+            self.search_layer(
+                q,
+                &[ep],
+                self.params.ef_construction,
+                l,
+                &mut s,
+                None::<&fn(u32) -> bool>,
+            );
+            // A concurrent insert may already have linked `id` on this layer.
+            let mut found: Vec<Candidate> = s.results.drain().filter(|c| c.id != id).collect();
+            found.sort_unstable();
+            if let Some(&best) = found.first() {
+                ep = best;
+            }
+            self.select_neighbors(&found, self.params.m, &mut chosen);
+            {
+                let g = self.links.lock(id);
+                self.links.write(&g, id, l, &chosen);
+            }
+            for &n in &chosen {
+                self.add_backlink(n, id, l);
+            }
+        }
+        self.pool.give(s);
+
+        if raise {
+            *self.entry.write() = Some(Entry { node: id, level });
+        }
+    }
+
+    /// The heuristic of algorithm 4: walk `sorted` nearest first and keep a
+    /// candidate only if it is closer to the base than to every kept one.
+    fn select_neighbors(&self, sorted: &[Candidate], m: usize, out: &mut Vec<u32>) {
+        out.clear();
+        if sorted.len() <= m {
+            out.extend(sorted.iter().map(|c| c.id));
+            return;
+        }
+        for c in sorted {
+            if out.len() >= m {
+                break;
+            }
+            let v = self.vectors.get(c.id);
+            let good = out
+                .iter()
+                .all(|&r| self.dist.distance(v, self.vectors.get(r)) >= c.dist);
+            if good {
+                out.push(c.id);
+            }
+        }
+    }
+
+    /// Adds `new` to `node`'s list on `level`, shrinking with the heuristic if full.
+    fn add_backlink(&self, node: u32, new: u32, level: usize) {
+        let max = self.links.max_degree(level);
+        let g = self.links.lock(node);
+        let mut current = Vec::with_capacity(max + 1);
+        self.links.read(node, level, &mut current);
+        if current.contains(&new) {
+            return;
+        }
+        if current.len() < max {
+            current.push(new);
+            self.links.write(&g, node, level, &current);
+            return;
+        }
+        let base = self.vectors.get(node);
+        let mut cands: Vec<Candidate> = current
+            .iter()
+            .chain(std::iter::once(&new))
+            .map(|&n| Candidate {
+                dist: self.dist.distance(base, self.vectors.get(n)),
+                id: n,
+            })
+            .collect();
+        cands.sort_unstable();
+        let mut kept = Vec::with_capacity(max);
+        self.select_neighbors(&cands, max, &mut kept);
+        self.links.write(&g, node, level, &kept);
+    }
+}
+
+impl Hnsw {
+    /// Builds a fresh index from the live (not deleted) nodes, dropping
+    /// deleted ones and repairing the links they held. Returns the new index
+    /// and, for each new node id, the old node id it came from.
+    pub fn rebuild(&self, progress: bool) -> Result<(Hnsw, Vec<NodeId>)> {
+        let live: Vec<NodeId> = (0..self.len() as u32)
+            .map(NodeId)
+            .filter(|&id| !self.is_deleted(id))
+            .collect();
+        let mut data = Vec::with_capacity(live.len() * self.dim);
+        for &id in &live {
+            data.extend_from_slice(self.vectors.get(id.0));
+        }
+        let index = Hnsw::build(&data, self.dim, self.metric, self.params, progress)?;
+        Ok((index, live))
+    }
+}

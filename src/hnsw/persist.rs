@@ -1,0 +1,332 @@
+//! Saving and loading an index as one flat, checksummed file (layout in
+//! docs/FORMAT.md). Loading validates every count, id and level, so a corrupt
+//! or truncated file is an error, never a panic.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use roaring::RoaringBitmap;
+
+use super::build::MAX_LEVEL;
+use super::{Entry, Hnsw, HnswError, HnswParams, NodeId, Result};
+use crate::distance::Metric;
+
+const MAGIC: &[u8; 8] = b"QVRHNSW\0";
+const END_MAGIC: &[u8; 4] = b"QEND";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 64;
+const NO_ENTRY: u32 = u32::MAX;
+
+/// Streams bytes to a writer while accumulating their CRC32C.
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: u32,
+}
+
+impl<W: Write> CrcWriter<W> {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.inner.write_all(bytes)
+    }
+}
+
+impl Hnsw {
+    /// Writes the index to `path` atomically (temp file, fsync, rename).
+    /// Nodes inserted concurrently with the save may be left out.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let io = |source| HnswError::Io {
+            file: path.to_path_buf(),
+            source,
+        };
+        let tmp = path.with_extension("tmp");
+        let file = File::create(&tmp).map_err(io)?;
+        let mut w = CrcWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            crc: 0,
+        };
+        self.write_to(&mut w).map_err(io)?;
+        let crc = w.crc;
+        w.inner.write_all(&crc.to_le_bytes()).map_err(io)?;
+        w.inner.write_all(END_MAGIC).map_err(io)?;
+        let file = w.inner.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn write_to<W: Write>(&self, w: &mut CrcWriter<W>) -> std::io::Result<()> {
+        let count = self.len();
+        let entry = (*self.entry.read()).filter(|e| (e.node as usize) < count);
+        let deleted: RoaringBitmap = self
+            .deleted
+            .lock()
+            .iter()
+            .filter(|&d| (d as usize) < count)
+            .collect();
+        let mut del_bytes = Vec::with_capacity(deleted.serialized_size());
+        deleted.serialize_into(&mut del_bytes)?;
+
+        let mut h = [0u8; HEADER_LEN];
+        h[0..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[12] = self.metric.code();
+        h[16..20].copy_from_slice(&(self.dim as u32).to_le_bytes());
+        h[20..24].copy_from_slice(&(self.params.m as u32).to_le_bytes());
+        h[24..28].copy_from_slice(&(self.params.ef_construction as u32).to_le_bytes());
+        h[28..32].copy_from_slice(&(count as u32).to_le_bytes());
+        h[32..36].copy_from_slice(&entry.map_or(NO_ENTRY, |e| e.node).to_le_bytes());
+        h[36..40].copy_from_slice(&(entry.map_or(0, |e| e.level) as u32).to_le_bytes());
+        h[40..48].copy_from_slice(&self.params.seed.to_le_bytes());
+        h[48..52].copy_from_slice(&(del_bytes.len() as u32).to_le_bytes());
+        w.put(&h)?;
+
+        let levels: Vec<u8> = (0..count as u32)
+            .map(|i| self.links.level(i) as u8)
+            .collect();
+        w.put(&levels)?;
+        for i in 0..count as u32 {
+            w.put(bytemuck::cast_slice(self.vectors.get(i)))?;
+        }
+        let mut list = Vec::new();
+        let mut write_list = |w: &mut CrcWriter<W>, id: u32, level: usize, max: usize| {
+            self.links.read(id, level, &mut list);
+            list.retain(|&n| (n as usize) < count);
+            let mut slots = vec![0u32; 1 + max];
+            slots[0] = list.len() as u32;
+            slots[1..1 + list.len()].copy_from_slice(&list);
+            w.put(bytemuck::cast_slice(&slots))
+        };
+        for i in 0..count as u32 {
+            write_list(w, i, 0, self.links.max_degree(0))?;
+        }
+        for i in 0..count as u32 {
+            for l in 1..=levels[i as usize] as usize {
+                write_list(w, i, l, self.links.max_degree(l))?;
+            }
+        }
+        w.put(&del_bytes)
+    }
+
+    /// Loads an index written by [`Hnsw::save`], with `extra` spare capacity.
+    pub fn load(path: &Path, extra: usize) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| HnswError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, path, extra)
+    }
+
+    /// Decodes an index file held in memory; `path` is only used in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path, extra: usize) -> Result<Self> {
+        let corrupt = |offset: usize, reason: String| HnswError::Corrupt {
+            file: path.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        };
+        if bytes.len() < HEADER_LEN + 8 {
+            return Err(corrupt(
+                0,
+                format!(
+                    "file is {} bytes, shorter than header and trailer",
+                    bytes.len()
+                ),
+            ));
+        }
+        if &bytes[0..8] != MAGIC {
+            return Err(corrupt(0, "bad magic: not a quiver HNSW file".into()));
+        }
+        let body_end = bytes.len() - 8;
+        if &bytes[body_end + 4..] != END_MAGIC {
+            return Err(corrupt(
+                body_end + 4,
+                "missing end marker: file truncated?".into(),
+            ));
+        }
+        let stored_crc = u32_at(bytes, body_end);
+        let crc = crc32c::crc32c(&bytes[..body_end]);
+        if crc != stored_crc {
+            return Err(corrupt(
+                body_end,
+                format!("checksum mismatch: stored {stored_crc:#010x}, computed {crc:#010x}"),
+            ));
+        }
+        let version = u32_at(bytes, 8);
+        if version != VERSION {
+            return Err(corrupt(
+                8,
+                format!("unsupported version {version} (this build reads {VERSION})"),
+            ));
+        }
+        let metric = Metric::from_code(bytes[12])
+            .ok_or_else(|| corrupt(12, format!("unknown metric code {}", bytes[12])))?;
+        let dim = u32_at(bytes, 16) as usize;
+        let params = HnswParams {
+            m: u32_at(bytes, 20) as usize,
+            ef_construction: u32_at(bytes, 24) as usize,
+            seed: u64::from_le_bytes(bytes[40..48].try_into().unwrap_or_default()),
+        };
+        let count = u32_at(bytes, 28) as usize;
+        let entry_node = u32_at(bytes, 32);
+        let entry_level = u32_at(bytes, 36) as usize;
+        let del_len = u32_at(bytes, 48) as usize;
+        let index = Hnsw::new(dim, metric, params, count.saturating_add(extra))
+            .map_err(|e| corrupt(16, format!("header: {e}")))?;
+        let (m, m0) = (params.m, 2 * params.m);
+
+        let mut cur = Cursor {
+            bytes: &bytes[..body_end],
+            pos: HEADER_LEN,
+        };
+        let levels = cur
+            .take(count, "node levels")
+            .map_err(|(o, r)| corrupt(o, r))?
+            .to_vec();
+        if let Some(i) = levels.iter().position(|&l| l as usize > MAX_LEVEL) {
+            return Err(corrupt(
+                HEADER_LEN + i,
+                format!("node {i} has level {} > {MAX_LEVEL}", levels[i]),
+            ));
+        }
+        let vec_bytes = dim
+            .checked_mul(4)
+            .ok_or_else(|| corrupt(16, "dimension overflows".into()))?;
+        let mut row = vec![0f32; dim];
+        for i in 0..count {
+            let off = cur.pos;
+            let raw = cur
+                .take(vec_bytes, "vectors")
+                .map_err(|(o, r)| corrupt(o, r))?;
+            bytemuck::cast_slice_mut::<f32, u8>(&mut row).copy_from_slice(raw);
+            if row.iter().any(|x| !x.is_finite()) {
+                return Err(corrupt(
+                    off,
+                    format!("vector of node {i} has a non-finite value"),
+                ));
+            }
+            index.vectors.write_unpublished(i as u32, &row);
+        }
+        for (i, &l) in levels.iter().enumerate() {
+            index.links.init_node(i as u32, l as usize);
+        }
+        let mut ids = Vec::with_capacity(m0);
+        let mut read_list =
+            |cur: &mut Cursor, node: usize, level: usize, max: usize| -> Result<()> {
+                let off = cur.pos;
+                let raw = cur
+                    .take(4 * (1 + max), "links")
+                    .map_err(|(o, r)| corrupt(o, r))?;
+                let n = u32_at(raw, 0) as usize;
+                if n > max {
+                    return Err(corrupt(
+                        off,
+                        format!("node {node} layer {level}: {n} neighbours > maximum {max}"),
+                    ));
+                }
+                ids.clear();
+                for j in 0..n {
+                    let nb = u32_at(raw, 4 * (1 + j));
+                    if nb as usize >= count || (levels[nb as usize] as usize) < level {
+                        return Err(corrupt(
+                            off,
+                            format!("node {node} layer {level}: invalid neighbour {nb}"),
+                        ));
+                    }
+                    ids.push(nb);
+                }
+                let g = index.links.lock(node as u32);
+                index.links.write(&g, node as u32, level, &ids);
+                Ok(())
+            };
+        for i in 0..count {
+            read_list(&mut cur, i, 0, m0)?;
+        }
+        for i in 0..count {
+            for l in 1..=levels[i] as usize {
+                read_list(&mut cur, i, l, m)?;
+            }
+        }
+        let del_off = cur.pos;
+        let del_raw = cur
+            .take(del_len, "deleted set")
+            .map_err(|(o, r)| corrupt(o, r))?;
+        let deleted = RoaringBitmap::deserialize_from(del_raw)
+            .map_err(|e| corrupt(del_off, format!("deleted set: {e}")))?;
+        if cur.pos != body_end {
+            return Err(corrupt(
+                cur.pos,
+                format!(
+                    "{} unexpected bytes after the deleted set",
+                    body_end - cur.pos
+                ),
+            ));
+        }
+        index.len.store(count, Ordering::Release);
+        for d in &deleted {
+            if d as usize >= count {
+                return Err(corrupt(
+                    del_off,
+                    format!("deleted id {d} >= node count {count}"),
+                ));
+            }
+            index.delete(NodeId(d))?;
+        }
+        if entry_node != NO_ENTRY {
+            let max_level = levels.iter().copied().max().unwrap_or(0) as usize;
+            if entry_node as usize >= count
+                || levels[entry_node as usize] as usize != entry_level
+                || entry_level != max_level
+            {
+                return Err(corrupt(
+                    32,
+                    format!("entry point {entry_node} at level {entry_level} is inconsistent"),
+                ));
+            }
+            *index.entry.write() = Some(Entry {
+                node: entry_node,
+                level: entry_level,
+            });
+        } else if count > 0 {
+            return Err(corrupt(32, format!("no entry point but {count} nodes")));
+        }
+        Ok(index)
+    }
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_le_bytes)
+        .unwrap_or(0)
+}
+
+/// Bounds-checked reader over the file body.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &str) -> std::result::Result<&'a [u8], (usize, String)> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| {
+                (
+                    self.pos,
+                    format!(
+                        "{what}: need {n} bytes, {} left",
+                        self.bytes.len() - self.pos
+                    ),
+                )
+            })?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+}

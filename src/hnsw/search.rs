@@ -1,0 +1,188 @@
+//! Queries: greedy descent through the upper layers, then the ef-bounded beam
+//! search on layer 0 (algorithms 2 and 5 of Malkov & Yashunin).
+
+use std::cmp::Reverse;
+
+use super::visited::Scratch;
+use super::{Candidate, Hnsw, HnswError, Neighbor, NodeId, Result};
+use crate::distance;
+
+impl Hnsw {
+    /// The `k` nearest live nodes to `query`, searching with beam width `ef`
+    /// (raised to `k` if smaller).
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Neighbor>> {
+        let mut out = Vec::with_capacity(k);
+        self.search_into(query, k, ef, None, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Hnsw::search`], returning only nodes for which `allow` is true.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allow: &dyn Fn(NodeId) -> bool,
+    ) -> Result<Vec<Neighbor>> {
+        let mut out = Vec::with_capacity(k);
+        self.search_into(query, k, ef, Some(allow), &mut out)?;
+        Ok(out)
+    }
+
+    /// The allocation-free form: results (nearest first) replace `out`'s contents.
+    pub fn search_into(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allow: Option<&dyn Fn(NodeId) -> bool>,
+        out: &mut Vec<Neighbor>,
+    ) -> Result<()> {
+        out.clear();
+        self.check_vector(query, "query")?;
+        if k == 0 {
+            return Ok(());
+        }
+        let Some(entry) = *self.entry.read() else {
+            return Ok(());
+        };
+        let ef = ef.max(k);
+        let mut s = self.pool.take(self.capacity());
+        let mut q = std::mem::take(&mut s.query);
+        q.clear();
+        q.extend_from_slice(query);
+        if self.metric.normalizes() && !distance::normalize(&mut q) {
+            s.query = q;
+            self.pool.give(s);
+            return Err(HnswError::ZeroNorm {
+                what: "query".into(),
+            });
+        }
+
+        let ep = self.greedy_descent(&q, entry.node, entry.level, 0);
+        let has_deletions = self
+            .deleted_count
+            .load(std::sync::atomic::Ordering::Acquire)
+            > 0;
+        match (allow, has_deletions) {
+            (None, false) => self.search_layer(&q, &[ep], ef, 0, &mut s, None::<&fn(u32) -> bool>),
+            (None, true) => {
+                let f = |id: u32| !self.is_deleted(NodeId(id));
+                self.search_layer(&q, &[ep], ef, 0, &mut s, Some(&f))
+            }
+            (Some(a), _) => {
+                let f = |id: u32| !self.is_deleted(NodeId(id)) && a(NodeId(id));
+                self.search_layer(&q, &[ep], ef, 0, &mut s, Some(&f))
+            }
+        }
+        while s.results.len() > k {
+            s.results.pop();
+        }
+        out.extend(s.results.drain().map(|c| Neighbor {
+            id: NodeId(c.id),
+            distance: c.dist,
+        }));
+        out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        s.query = q;
+        self.pool.give(s);
+        Ok(())
+    }
+
+    /// Greedy walk from `node` on layers `top..=bottom+1` down to `bottom`
+    /// (exclusive): returns the closest node found and its distance.
+    pub(crate) fn greedy_descent(
+        &self,
+        q: &[f32],
+        node: u32,
+        top: usize,
+        bottom: usize,
+    ) -> Candidate {
+        let mut cur = Candidate {
+            dist: self.dist.distance(q, self.vectors.get(node)),
+            id: node,
+        };
+        for level in (bottom + 1..=top).rev() {
+            loop {
+                let mut changed = false;
+                self.links.for_each(cur.id, level, |n| {
+                    let d = self.dist.distance(q, self.vectors.get(n));
+                    if d < cur.dist {
+                        cur = Candidate { dist: d, id: n };
+                        changed = true;
+                    }
+                });
+                if !changed {
+                    break;
+                }
+            }
+        }
+        cur
+    }
+
+    /// Beam search on one layer from `entries`. Leaves up to `ef` results in
+    /// `s.results` (worst on top); only nodes passing `allow` become results,
+    /// but every node routes.
+    pub(crate) fn search_layer<F: Fn(u32) -> bool>(
+        &self,
+        q: &[f32],
+        entries: &[Candidate],
+        ef: usize,
+        level: usize,
+        s: &mut Scratch,
+        allow: Option<&F>,
+    ) {
+        let mut bound = f32::INFINITY;
+        for &e in entries {
+            if !s.visit(e.id) {
+                continue;
+            }
+            s.frontier.push(Reverse(e));
+            if allow.is_none_or(|a| a(e.id)) {
+                s.results.push(e);
+                if s.results.len() > ef {
+                    s.results.pop();
+                }
+            }
+        }
+        if let Some(top) = s.results.peek() {
+            bound = top.dist;
+        }
+        let mut batch = std::mem::take(&mut s.batch);
+        while let Some(Reverse(c)) = s.frontier.pop() {
+            if c.dist > bound && (s.results.len() >= ef || allow.is_none()) {
+                break;
+            }
+            batch.clear();
+            self.links.for_each(c.id, level, |n| {
+                if s.visit(n) {
+                    batch.push(n);
+                }
+            });
+            for &n in &batch {
+                distance::prefetch(self.vectors.get(n));
+            }
+            for (i, &n) in batch.iter().enumerate() {
+                if let Some(&next) = batch.get(i + 1) {
+                    if level == 0 {
+                        self.links.prefetch(next);
+                    }
+                }
+                let d = self.dist.distance(q, self.vectors.get(n));
+                if s.results.len() < ef || d < bound {
+                    let cand = Candidate { dist: d, id: n };
+                    s.frontier.push(Reverse(cand));
+                    if allow.is_none_or(|a| a(n)) {
+                        s.results.push(cand);
+                        if s.results.len() > ef {
+                            s.results.pop();
+                        }
+                    }
+                    if let Some(top) = s.results.peek() {
+                        bound = top.dist;
+                    }
+                }
+            }
+        }
+        s.batch = batch;
+    }
+}
