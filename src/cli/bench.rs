@@ -73,6 +73,9 @@ pub struct BenchArgs {
     /// Save the built index to this file.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Load a saved index instead of building one (it must hold the same base).
+    #[arg(long, conflicts_with = "save")]
+    load: Option<PathBuf>,
 }
 
 /// One row of the sweep.
@@ -172,7 +175,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     if a.ef.is_empty() || a.ef.contains(&0) {
         bail!("--ef needs one or more values >= 1");
     }
-    let data = load(&a)?;
+    let mut data = load(&a)?;
     if data.base.dim != data.query.dim {
         bail!(
             "base has dimension {}, queries {}",
@@ -217,6 +220,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
     };
 
+    let (base_len, base_dim) = (data.base.len(), data.base.dim);
+    let raw_vector_bytes = (base_len * base_dim * 4) as u64;
     let params = HnswParams {
         m: a.m,
         ef_construction: a.ef_construction,
@@ -224,17 +229,32 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     };
     let build_pool = super::pool(a.build_threads)?;
     let build_threads = build_pool.current_num_threads();
-    tracing::info!(
-        n = data.base.len(),
-        dim = data.base.dim,
-        m = a.m,
-        ef_construction = a.ef_construction,
-        threads = build_threads,
-        "building"
-    );
+    tracing::info!(n = base_len, dim = base_dim, m = a.m, ef_construction = a.ef_construction, threads = build_threads, "building");
     let started = Instant::now();
-    let index = build_pool
-        .install(|| Hnsw::build(&data.base.data, data.base.dim, a.metric, params, true))?;
+    let index = match &a.load {
+        Some(p) => {
+            let index = Hnsw::load(p, 0).with_context(|| format!("loading --load {}", p.display()))?;
+            if index.len() != base_len || index.dim() != base_dim || index.metric() != a.metric {
+                bail!(
+                    "--load {}: index holds {} x {} ({}), base is {} x {} ({})",
+                    p.display(),
+                    index.len(),
+                    index.dim(),
+                    index.metric(),
+                    base_len,
+                    base_dim,
+                    a.metric
+                );
+            }
+            index
+        }
+        None => {
+            // The base is not needed after the ground truth: hand it over so
+            // the build holds one copy of the vectors, not two.
+            let owned = std::mem::take(&mut data.base.data);
+            build_pool.install(|| Hnsw::build_owned(owned, base_dim, a.metric, params, true))?
+        }
+    };
     let build_seconds = started.elapsed().as_secs_f64();
     tracing::info!(build_seconds, index_bytes = index.memory_bytes(), "built");
     if let Some(p) = &a.save {
@@ -283,7 +303,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         build_seconds,
         build_threads,
         index.memory_bytes() as f64 / (1 << 20) as f64,
-        (data.base.data.len() * 4) as f64 / (1 << 20) as f64,
+        raw_vector_bytes as f64 / (1 << 20) as f64,
         distance::kernels().name
     );
     if let Some(path) = &a.json {
@@ -291,8 +311,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             index: a.index,
             dataset: data.name,
             metric: a.metric,
-            n: data.base.len(),
-            dim: data.base.dim,
+            n: base_len,
+            dim: base_dim,
             queries: data.query.len(),
             k: a.k,
             m: a.m,
@@ -302,7 +322,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             kernels: distance::kernels().name,
             build_seconds,
             index_bytes: index.memory_bytes() as u64,
-            raw_vector_bytes: (data.base.data.len() * 4) as u64,
+            raw_vector_bytes,
             runs,
         };
         std::fs::write(path, serde_json::to_string_pretty(&report)?)

@@ -42,7 +42,13 @@ impl Hnsw {
         data.par_chunks(dim)
             .enumerate()
             .try_for_each(|(i, row)| index.write_slot(i as u32, row, "data row"))?;
-        index.len.store(n, Ordering::Release);
+        index.link_all(n, progress);
+        Ok(index)
+    }
+
+    /// Publishes the `n` pre-written slots and links them all, in parallel.
+    fn link_all(&self, n: usize, progress: bool) {
+        self.len.store(n, Ordering::Release);
         let bar = if progress {
             let b = ProgressBar::new(n as u64);
             b.set_style(
@@ -54,15 +60,43 @@ impl Hnsw {
             ProgressBar::hidden()
         };
         if n > 0 {
-            index.link(0, index.random_level(0));
+            self.link(0, self.random_level(0));
         }
         (1..n as u32).into_par_iter().for_each(|i| {
-            index.link(i, index.random_level(i));
+            self.link(i, self.random_level(i));
             if i % 1024 == 0 {
                 bar.inc(1024);
             }
         });
         bar.finish_and_clear();
+    }
+
+    /// Like [`Hnsw::build`], but takes the data by value and frees it while
+    /// copying (from the back, in chunks), so the build peaks at about one copy
+    /// of the vectors instead of two.
+    pub fn build_owned(mut data: Vec<f32>, dim: usize, metric: Metric, params: HnswParams, progress: bool) -> Result<Self> {
+        if dim == 0 || data.len() % dim != 0 {
+            return Err(HnswError::InvalidParam(format!(
+                "data length {} is not a multiple of dimension {dim}",
+                data.len()
+            )));
+        }
+        let n = data.len() / dim;
+        let index = Self::new(dim, metric, params, n)?;
+        let chunk_rows = ((64 << 20) / (4 * dim)).max(1);
+        let mut end = n;
+        while end > 0 {
+            let start = end.saturating_sub(chunk_rows);
+            data[start * dim..end * dim]
+                .par_chunks(dim)
+                .enumerate()
+                .try_for_each(|(i, row)| index.write_slot((start + i) as u32, row, "data row"))?;
+            data.truncate(start * dim);
+            data.shrink_to_fit();
+            end = start;
+        }
+        drop(data);
+        index.link_all(n, progress);
         Ok(index)
     }
 
