@@ -31,7 +31,7 @@ impl Hnsw {
         params: HnswParams,
         progress: bool,
     ) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(HnswError::InvalidParam(format!(
                 "data length {} is not a multiple of dimension {dim}",
                 data.len()
@@ -74,8 +74,14 @@ impl Hnsw {
     /// Like [`Hnsw::build`], but takes the data by value and frees it while
     /// copying (from the back, in chunks), so the build peaks at about one copy
     /// of the vectors instead of two.
-    pub fn build_owned(mut data: Vec<f32>, dim: usize, metric: Metric, params: HnswParams, progress: bool) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+    pub fn build_owned(
+        mut data: Vec<f32>,
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        progress: bool,
+    ) -> Result<Self> {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(HnswError::InvalidParam(format!(
                 "data length {} is not a multiple of dimension {dim}",
                 data.len()

@@ -117,11 +117,11 @@ impl Links {
         self.locks[id as usize].lock()
     }
 
-    /// Prefetches the layer-0 list of `id`.
+    /// Prefetches the list of `id` on `level`.
     #[inline(always)]
-    pub(crate) fn prefetch(&self, id: u32) {
-        let s = id as usize * (1 + self.m0);
-        crate::distance::prefetch(&self.level0[s..s + 1]);
+    pub(crate) fn prefetch_list(&self, id: u32, level: usize) {
+        let list = self.list(id, level);
+        crate::distance::prefetch_lines(list, 3);
     }
 
     /// Bytes held by the adjacency (lists, levels, locks).

@@ -158,14 +158,18 @@ impl Hnsw {
                     batch.push(n);
                 }
             });
+            // The next node to expand is probably the frontier's top: fetch its
+            // list now. Then, while computing one neighbour's distance, pull in
+            // all lines of the next neighbour's vector.
+            if let Some(Reverse(next)) = s.frontier.peek() {
+                self.links.prefetch_list(next.id, level);
+            }
             for &n in &batch {
                 distance::prefetch(self.vectors.get(n));
             }
             for (i, &n) in batch.iter().enumerate() {
                 if let Some(&next) = batch.get(i + 1) {
-                    if level == 0 {
-                        self.links.prefetch(next);
-                    }
+                    distance::prefetch_lines(self.vectors.get(next), 64);
                 }
                 let d = self.dist.distance(q, self.vectors.get(n));
                 if s.results.len() < ef || d < bound {
@@ -186,3 +190,4 @@ impl Hnsw {
         s.batch = batch;
     }
 }
+
