@@ -28,8 +28,14 @@ impl Metric {
     pub fn kernel(self) -> DistanceKernel {
         let k = kernels();
         match self {
-            Metric::L2 => DistanceKernel { f: k.l2_f32, one_minus: false },
-            Metric::InnerProduct | Metric::Cosine => DistanceKernel { f: k.dot_f32, one_minus: true },
+            Metric::L2 => DistanceKernel {
+                f: k.l2_f32,
+                one_minus: false,
+            },
+            Metric::InnerProduct | Metric::Cosine => DistanceKernel {
+                f: k.dot_f32,
+                one_minus: true,
+            },
         }
     }
 
