@@ -5,8 +5,10 @@
 //! file formats and exact ground truth).
 #![deny(unsafe_code)]
 
+pub mod collection;
 pub mod dataset;
 #[allow(unsafe_code)]
 pub mod distance;
 pub mod hnsw;
 pub mod quant;
+pub mod spann;

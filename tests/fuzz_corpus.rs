@@ -7,13 +7,18 @@ use quiver::dataset;
 use quiver::hnsw::Hnsw;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    files.into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -30,19 +35,29 @@ fn fuzz_corpus_hnsw_file() {
             Err(_) => false,
         })
         .count();
-    assert!(ok >= 1 && ok < files.len(), "corpus should hold valid and invalid files ({ok} valid)");
+    assert!(
+        ok >= 1 && ok < files.len(),
+        "corpus should hold valid and invalid files ({ok} valid)"
+    );
 }
 
 #[test]
 fn fuzz_corpus_dataset_file() {
-    const EXTENSIONS: [&str; 9] = ["fvecs", "bvecs", "ivecs", "fbin", "u8bin", "i8bin", "ibin", "hdf5", "h5"];
+    const EXTENSIONS: [&str; 9] = [
+        "fvecs", "bvecs", "ivecs", "fbin", "u8bin", "i8bin", "ibin", "hdf5", "h5",
+    ];
     let files = corpus("dataset_file");
     assert!(files.len() >= 3, "corpus too small");
     let dir = tempfile::tempdir().unwrap();
     let mut ok = 0;
     for (i, (_, bytes)) in files.iter().enumerate() {
-        let Some((&sel, body)) = bytes.split_first() else { continue };
-        let path = dir.path().join(format!("{i}.{}", EXTENSIONS[sel as usize % EXTENSIONS.len()]));
+        let Some((&sel, body)) = bytes.split_first() else {
+            continue;
+        };
+        let path = dir.path().join(format!(
+            "{i}.{}",
+            EXTENSIONS[sel as usize % EXTENSIONS.len()]
+        ));
         std::fs::write(&path, body).unwrap();
         ok += dataset::load_vectors(&path, Some(1000)).is_ok() as usize;
         ok += dataset::load_neighbors(&path).is_ok() as usize;
@@ -58,7 +73,17 @@ fn write_seed_corpus() {
     use quiver::hnsw::{HnswParams, NodeId};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let data = dataset::synthetic::clustered(40, 4, 1);
-    let ix = Hnsw::build(&data.data, 4, Metric::L2, HnswParams { m: 4, ..Default::default() }, false).unwrap();
+    let ix = Hnsw::build(
+        &data.data,
+        4,
+        Metric::L2,
+        HnswParams {
+            m: 4,
+            ..Default::default()
+        },
+        false,
+    )
+    .unwrap();
     ix.delete(NodeId(3)).unwrap();
     let p = root.join("hnsw_file/valid-40x4");
     ix.save(&p).unwrap();
@@ -81,11 +106,19 @@ fn write_seed_corpus() {
         b.truncate(b.len() - 3);
         std::fs::write(d.join(format!("truncated-{ext}")), &b).unwrap();
     }
-    let gt = dataset::Neighbors { k: 2, data: vec![0, 1, 2, 3], distances: None };
+    let gt = dataset::Neighbors {
+        k: 2,
+        data: vec![0, 1, 2, 3],
+        distances: None,
+    };
     let f = tmp.path().join("g.ibin");
     dataset::save_neighbors(&f, &gt).unwrap();
     let mut b = vec![6u8];
     b.extend(std::fs::read(&f).unwrap());
     std::fs::write(d.join("valid-ibin"), &b).unwrap();
-    std::fs::write(d.join("garbage-hdf5"), [7u8, 0x89, b'H', b'D', b'F', 1, 2, 3]).unwrap();
+    std::fs::write(
+        d.join("garbage-hdf5"),
+        [7u8, 0x89, b'H', b'D', b'F', 1, 2, 3],
+    )
+    .unwrap();
 }

@@ -2,4 +2,6 @@
 
 mod cli;
 mod common;
+mod fuzz_corpus;
 mod hnsw_real_data;
+mod spann;

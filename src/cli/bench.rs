@@ -13,12 +13,15 @@ use serde::Serialize;
 use quiver::dataset::{self, Neighbors, VectorSet};
 use quiver::distance::{self, Metric};
 use quiver::hnsw::{Hnsw, HnswParams, Neighbor};
+use quiver::spann::{IoMode, OpenOptions, SearchParams, SearchStats, Spann, SpannParams};
 
 #[derive(Clone, Copy, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IndexKind {
     /// In-memory HNSW graph.
     Hnsw,
+    /// SPANN: heads in memory, posting lists on disk (an index directory).
+    Spann,
 }
 
 #[derive(Args)]
@@ -76,17 +79,46 @@ pub struct BenchArgs {
     /// Load a saved index instead of building one (it must hold the same base).
     #[arg(long, conflicts_with = "save")]
     load: Option<PathBuf>,
+    /// SPANN: postings read per query to sweep, comma-separated.
+    #[arg(long, default_value = "4,8,16,32,64", value_parser = super::parse_list)]
+    nprobe: std::vec::Vec<usize>,
+    /// SPANN: read postings with O_DIRECT, bypassing the page cache.
+    #[arg(long)]
+    direct_io: bool,
+    /// SPANN: 1+ε₂, read only heads within this ratio of the nearest head's distance.
+    #[arg(long)]
+    max_dist_ratio: Option<f32>,
+    /// SPANN: candidates re-ranked at full precision (compressed postings).
+    #[arg(long, default_value_t = 64)]
+    rerank: usize,
+    /// SPANN: threads issuing posting reads per query.
+    #[arg(long, default_value_t = 32)]
+    io_threads: usize,
+    #[command(flatten)]
+    spann: super::index::SpannBuildArgs,
 }
 
 /// One row of the sweep.
 #[derive(Serialize)]
 struct Run {
-    ef: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ef: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nprobe: Option<usize>,
     recall: f64,
     qps: f64,
     p50_us: f64,
     p99_us: f64,
     mean_us: f64,
+    /// SPANN: postings read per query (mean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mean_postings: Option<f64>,
+    /// SPANN: bytes read per query (mean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mean_bytes_read: Option<f64>,
+    /// SPANN: read requests per query (mean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mean_ios: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -106,7 +138,21 @@ struct Report {
     build_seconds: f64,
     index_bytes: u64,
     raw_vector_bytes: u64,
+    /// SPANN: settings of the build, heads, posting file size, I/O mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spann: Option<SpannInfo>,
     runs: Vec<Run>,
+}
+
+#[derive(Serialize)]
+struct SpannInfo {
+    params: SpannParams,
+    heads: usize,
+    disk_bytes: u64,
+    direct_io: bool,
+    max_dist_ratio: Option<f32>,
+    rerank: usize,
+    io_threads: usize,
 }
 
 struct Data {
@@ -175,6 +221,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     if a.ef.is_empty() || a.ef.contains(&0) {
         bail!("--ef needs one or more values >= 1");
     }
+    if a.nprobe.is_empty() || a.nprobe.contains(&0) {
+        bail!("--nprobe needs one or more values >= 1");
+    }
     let mut data = load(&a)?;
     if data.base.dim != data.query.dim {
         bail!(
@@ -222,6 +271,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
     let (base_len, base_dim) = (data.base.len(), data.base.dim);
     let raw_vector_bytes = (base_len * base_dim * 4) as u64;
+    if let IndexKind::Spann = a.index {
+        let data = Data {
+            name: data.name,
+            base: data.base,
+            query: data.query,
+            gt: None,
+        };
+        return run_spann(&a, data, gt);
+    }
     let params = HnswParams {
         m: a.m,
         ef_construction: a.ef_construction,
@@ -229,11 +287,19 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     };
     let build_pool = super::pool(a.build_threads)?;
     let build_threads = build_pool.current_num_threads();
-    tracing::info!(n = base_len, dim = base_dim, m = a.m, ef_construction = a.ef_construction, threads = build_threads, "building");
+    tracing::info!(
+        n = base_len,
+        dim = base_dim,
+        m = a.m,
+        ef_construction = a.ef_construction,
+        threads = build_threads,
+        "building"
+    );
     let started = Instant::now();
     let index = match &a.load {
         Some(p) => {
-            let index = Hnsw::load(p, 0).with_context(|| format!("loading --load {}", p.display()))?;
+            let index =
+                Hnsw::load(p, 0).with_context(|| format!("loading --load {}", p.display()))?;
             if index.len() != base_len || index.dim() != base_dim || index.metric() != a.metric {
                 bail!(
                     "--load {}: index holds {} x {} ({}), base is {} x {} ({})",
@@ -285,7 +351,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let (secs, mut lat) = passes.swap_remove(passes.len() / 2);
         lat.sort_by(f64::total_cmp);
         let run = Run {
-            ef,
+            ef: Some(ef),
+            nprobe: None,
+            mean_postings: None,
+            mean_bytes_read: None,
+            mean_ios: None,
             recall: dataset::recall_at_k(&results, &gt, a.k),
             qps: data.query.len() as f64 / secs,
             p50_us: percentile(&lat, 0.50),
@@ -294,7 +364,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         };
         println!(
             "{:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1}",
-            run.ef, run.recall, run.qps, run.p50_us, run.p99_us
+            ef, run.recall, run.qps, run.p50_us, run.p99_us
         );
         runs.push(run);
     }
@@ -323,6 +393,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             build_seconds,
             index_bytes: index.memory_bytes() as u64,
             raw_vector_bytes,
+            spann: None,
             runs,
         };
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
@@ -377,4 +448,186 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// The SPANN path of `quiver bench`: build (or `--load` a directory), then
+/// sweep `--nprobe`.
+fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()> {
+    let (base_len, base_dim) = (data.base.len(), data.base.dim);
+    let raw_vector_bytes = (base_len * base_dim * 4) as u64;
+    let opts = OpenOptions {
+        io: if a.direct_io {
+            IoMode::Direct
+        } else {
+            IoMode::Buffered
+        },
+        io_threads: a.io_threads.max(1),
+    };
+    let build_pool = super::pool(a.build_threads)?;
+    let build_threads = build_pool.current_num_threads();
+    let started = Instant::now();
+    let index = match (&a.load, &a.save) {
+        (Some(dir), _) => {
+            let index = Spann::open(dir, opts)
+                .with_context(|| format!("opening --load {}", dir.display()))?;
+            if index.len() != base_len || index.dim() != base_dim || index.metric() != a.metric {
+                bail!(
+                    "--load {}: index holds {} x {} ({}), base is {} x {} ({})",
+                    dir.display(),
+                    index.len(),
+                    index.dim(),
+                    index.metric(),
+                    base_len,
+                    base_dim,
+                    a.metric
+                );
+            }
+            index
+        }
+        (None, save) => {
+            let tmp;
+            let dir = match save {
+                Some(d) => d.clone(),
+                None => {
+                    tmp = tempdir_in_target()?;
+                    tmp.clone()
+                }
+            };
+            let params = a.spann.params(a.m, a.ef_construction);
+            let base = std::mem::take(&mut data.base);
+            build_pool
+                .install(|| Spann::build(&dir, base, a.metric, params, opts, true))
+                .with_context(|| format!("building SPANN index in {}", dir.display()))?
+        }
+    };
+    let build_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        build_seconds,
+        heads = index.heads(),
+        index_bytes = index.memory_bytes(),
+        "built"
+    );
+
+    let search_pool = super::pool(a.threads)?;
+    let mut runs = Vec::new();
+    println!(
+        "{:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11}",
+        "nprobe", "recall", "QPS", "mean us", "p50 us", "p99 us", "postings", "bytes"
+    );
+    for &nprobe in &a.nprobe {
+        let sp = SearchParams {
+            nprobe,
+            max_dist_ratio: a.max_dist_ratio,
+            head_ef: nprobe.max(64),
+            rerank: a.rerank,
+        };
+        let search = |q: &[f32]| -> anyhow::Result<(Vec<u32>, SearchStats)> {
+            let (hits, st) = index.search(q, a.k, &sp)?;
+            Ok((hits.iter().map(|h| h.id).collect(), st))
+        };
+        let mut passes = Vec::with_capacity(a.runs.max(1));
+        for _ in 0..a.runs.max(1) {
+            let started = Instant::now();
+            let per: Vec<(Vec<u32>, SearchStats)> = if a.threads == 1 {
+                data.query
+                    .rows()
+                    .map(search)
+                    .collect::<anyhow::Result<_>>()?
+            } else {
+                search_pool.install(|| {
+                    data.query
+                        .data
+                        .par_chunks(data.query.dim)
+                        .map(search)
+                        .collect::<anyhow::Result<_>>()
+                })?
+            };
+            passes.push((started.elapsed().as_secs_f64(), per));
+        }
+        passes.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let (secs, per) = passes.swap_remove(passes.len() / 2);
+        let nq = per.len() as f64;
+        let mut lat: Vec<f64> = per.iter().map(|p| p.1.latency_us).collect();
+        lat.sort_by(f64::total_cmp);
+        let mean = |f: &dyn Fn(&SearchStats) -> f64| per.iter().map(|p| f(&p.1)).sum::<f64>() / nq;
+        let results: Vec<Vec<u32>> = per.iter().map(|p| p.0.clone()).collect();
+        let run = Run {
+            ef: None,
+            nprobe: Some(nprobe),
+            recall: dataset::recall_at_k(&results, &gt, a.k),
+            qps: nq / secs,
+            p50_us: percentile(&lat, 0.50),
+            p99_us: percentile(&lat, 0.99),
+            mean_us: lat.iter().sum::<f64>() / nq,
+            mean_postings: Some(mean(&|s| s.postings as f64)),
+            mean_bytes_read: Some(mean(&|s| s.bytes as f64)),
+            mean_ios: Some(mean(&|s| s.ios as f64)),
+        };
+        println!(
+            "{:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.0}",
+            nprobe,
+            run.recall,
+            run.qps,
+            run.mean_us,
+            run.p50_us,
+            run.p99_us,
+            run.mean_postings.unwrap_or(0.0),
+            run.mean_bytes_read.unwrap_or(0.0)
+        );
+        runs.push(run);
+    }
+    let mem = index.memory_bytes() as u64;
+    println!(
+        "build {:.2} s on {} threads; {} heads; resident {:.1} MiB ({:.1}% of {:.1} MiB raw vectors); \
+         postings.dat {:.1} MiB; io {:?}; kernels {}",
+        build_seconds,
+        build_threads,
+        index.heads(),
+        mem as f64 / (1 << 20) as f64,
+        100.0 * mem as f64 / raw_vector_bytes as f64,
+        raw_vector_bytes as f64 / (1 << 20) as f64,
+        index.disk_bytes() as f64 / (1 << 20) as f64,
+        opts.io,
+        distance::kernels().name
+    );
+    if let Some(path) = &a.json {
+        let report = Report {
+            index: a.index,
+            dataset: data.name.clone(),
+            metric: a.metric,
+            n: base_len,
+            dim: base_dim,
+            queries: data.query.len(),
+            k: a.k,
+            m: a.m,
+            ef_construction: a.ef_construction,
+            build_threads,
+            search_threads: a.threads,
+            kernels: distance::kernels().name,
+            build_seconds,
+            index_bytes: mem,
+            raw_vector_bytes,
+            spann: Some(SpannInfo {
+                params: *index.params(),
+                heads: index.heads(),
+                disk_bytes: index.disk_bytes(),
+                direct_io: a.direct_io,
+                max_dist_ratio: a.max_dist_ratio,
+                rerank: a.rerank,
+                io_threads: opts.io_threads,
+            }),
+            runs,
+        };
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing --json {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A fresh directory for an index built without `--save` (under the system
+/// temp directory, named by process id).
+fn tempdir_in_target() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("quiver-bench-spann-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }

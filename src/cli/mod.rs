@@ -3,6 +3,7 @@
 
 mod bench;
 mod gt;
+mod index;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Compute exact k-nearest-neighbour ground truth.
     Gt(gt::GtArgs),
+    /// Build an index and write it to disk (a directory for `--index spann`).
+    Index(index::IndexArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -38,6 +41,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Bench(a) => bench::run(a),
         Command::Gt(a) => gt::run(a),
+        Command::Index(a) => index::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,139 @@
+//! `quiver index`: build an index over a dataset and write it to disk
+//! (`--index spann`: a directory; `--index hnsw`: one file).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use quiver::dataset;
+use quiver::distance::Metric;
+use quiver::hnsw::{Hnsw, HnswParams};
+use quiver::spann::{Encoding, OpenOptions, Spann, SpannParams};
+
+use super::bench::IndexKind;
+
+/// SPANN build settings shared by `quiver index` and `quiver bench`.
+#[derive(Args, Clone)]
+pub struct SpannBuildArgs {
+    /// SPANN: share of the vectors that become heads.
+    #[arg(long, default_value_t = SpannParams::default().head_ratio)]
+    pub head_ratio: f64,
+    /// SPANN: most postings a vector is written to.
+    #[arg(long, default_value_t = SpannParams::default().replicas)]
+    pub replicas: usize,
+    /// SPANN: ε₁, replicas only within (1+ε₁) of the nearest head.
+    #[arg(long, default_value_t = SpannParams::default().eps1)]
+    pub eps1: f32,
+    /// SPANN: posting encoding, f32 | f16 | sq8.
+    #[arg(long, default_value = "f32")]
+    pub encoding: Encoding,
+    /// SPANN: posting length limit in 4 KiB pages.
+    #[arg(long, default_value_t = SpannParams::default().max_posting_pages)]
+    pub max_posting_pages: u32,
+}
+
+impl SpannBuildArgs {
+    pub fn params(&self, m: usize, ef_construction: usize) -> SpannParams {
+        let d = SpannParams::default();
+        SpannParams {
+            head_ratio: self.head_ratio,
+            replicas: self.replicas,
+            replica_candidates: d.replica_candidates.max(self.replicas),
+            eps1: self.eps1,
+            encoding: self.encoding,
+            max_posting_pages: self.max_posting_pages,
+            hnsw: HnswParams {
+                m,
+                ef_construction,
+                ..d.hnsw
+            },
+            ..d
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct IndexArgs {
+    /// Base vectors (.fvecs, .bvecs, .fbin, .u8bin, .i8bin, .hdf5).
+    #[arg(long)]
+    base: PathBuf,
+    /// Output: a directory for spann, a file for hnsw.
+    #[arg(long)]
+    out: PathBuf,
+    /// l2 | ip | cosine.
+    #[arg(long, default_value = "l2")]
+    metric: Metric,
+    #[arg(long, value_enum, default_value = "spann")]
+    index: IndexKind,
+    /// HNSW M (of the head graph for spann).
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW efConstruction.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// Use only the first N base vectors.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Build threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    build_threads: usize,
+    #[command(flatten)]
+    spann: SpannBuildArgs,
+}
+
+pub fn run(a: IndexArgs) -> anyhow::Result<()> {
+    let base = dataset::load_vectors(&a.base, a.limit)
+        .with_context(|| format!("reading --base {}", a.base.display()))?;
+    if base.is_empty() {
+        bail!("--base {} holds no vectors", a.base.display());
+    }
+    let (n, dim) = (base.len(), base.dim);
+    let pool = super::pool(a.build_threads)?;
+    let started = Instant::now();
+    match a.index {
+        IndexKind::Spann => {
+            let params = a.spann.params(a.m, a.ef_construction);
+            let index = pool
+                .install(|| {
+                    Spann::build(&a.out, base, a.metric, params, OpenOptions::default(), true)
+                })
+                .with_context(|| format!("building SPANN index in {}", a.out.display()))?;
+            let lens = index.posting_lengths();
+            println!(
+                "spann: {n} x {dim} in {:.1} s; {} heads ({:.1}%), {} entries ({:.2} per vector), \
+                 longest posting {}; memory {:.1} MiB ({:.1}% of raw), postings {:.1} MiB -> {}",
+                started.elapsed().as_secs_f64(),
+                index.heads(),
+                100.0 * index.heads() as f64 / n as f64,
+                lens.iter().map(|&l| l as u64).sum::<u64>(),
+                lens.iter().map(|&l| l as f64).sum::<f64>() / n as f64,
+                lens.iter().max().unwrap_or(&0),
+                index.memory_bytes() as f64 / (1 << 20) as f64,
+                100.0 * index.memory_bytes() as f64 / (n * dim * 4) as f64,
+                index.disk_bytes() as f64 / (1 << 20) as f64,
+                a.out.display()
+            );
+        }
+        IndexKind::Hnsw => {
+            let params = HnswParams {
+                m: a.m,
+                ef_construction: a.ef_construction,
+                ..Default::default()
+            };
+            let index =
+                pool.install(|| Hnsw::build_owned(base.data, dim, a.metric, params, true))?;
+            index
+                .save(&a.out)
+                .with_context(|| format!("saving {}", a.out.display()))?;
+            println!(
+                "hnsw: {n} x {dim} in {:.1} s; memory {:.1} MiB -> {}",
+                started.elapsed().as_secs_f64(),
+                index.memory_bytes() as f64 / (1 << 20) as f64,
+                a.out.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,561 @@
+//! Collections: the unit users create, write and search.
+//!
+//! A collection lives in one directory: `config.json` (its settings), a
+//! write-ahead log (`wal/`), a manifest, and the files of its checkpointed
+//! segments. Each write is validated, appended to the WAL (durable under
+//! the collection's fsync policy), applied to the active memory tier (an HNSW
+//! segment), then acknowledged, so a search issued after an acknowledged
+//! write sees it. When the active segment is full it is frozen (still
+//! searchable, deletes only) and a fresh one takes writes; a background
+//! checkpoint writes frozen segments to disk, commits a new manifest and
+//! truncates the WAL. Reopening loads the checkpointed segments and replays
+//! the WAL after the checkpoint.
+//!
+//! Concurrency: writers are serialised by one mutex (WAL order = apply
+//! order); searches take no lock for their duration, only brief read locks
+//! to snapshot the segment list and to check candidates against the id map.
+
+mod config;
+mod error;
+mod point;
+mod record;
+mod segment;
+
+pub use config::{CollectionConfig, FsyncPolicy, CONFIG_FILE};
+pub use error::{CollectionError, Result};
+pub use point::{Payload, Point, PointId, Value};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, RwLock};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+
+use crate::hnsw::{Hnsw, NodeId};
+use point::{check_vector, encode_payload};
+use quiver_storage::store::Store;
+use quiver_storage::{Lsn, Wal, WalOptions};
+use record::{LoggedPoint, Op, KIND_DELETE, KIND_UPSERT};
+use segment::Segment;
+
+/// Largest `k` a search may ask for.
+pub const MAX_K: usize = 10_000;
+
+/// Where a point's current version lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Loc {
+    seg: u32,
+    node: NodeId,
+}
+
+/// A search request.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    pub vector: Vec<f32>,
+    pub k: usize,
+    /// Beam width; the collection's `ef_search` when `None`.
+    pub ef: Option<usize>,
+    pub with_payload: bool,
+    pub with_vector: bool,
+}
+
+/// A point as returned by `get`, `scroll` and `search`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub id: PointId,
+    /// Distance to the query (lower is closer; `1 - dot` for ip/cosine,
+    /// squared L2 for l2); 0 outside search.
+    pub distance: f32,
+    pub payload: Option<Payload>,
+    /// The stored vector (unit length for cosine collections).
+    pub vector: Option<Vec<f32>>,
+}
+
+struct Writer {
+    next_segment: u32,
+    /// Last WAL record fully applied.
+    applied: Lsn,
+    /// `applied` when the active segment was started: every record up to it
+    /// lives entirely in frozen segments (a batch can straddle a rotation, so
+    /// later records may be partly in the active one). Checkpoints claim this.
+    frozen: Lsn,
+}
+
+/// Counts describing a collection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    pub points: usize,
+    pub segments: usize,
+    /// Points in the active memory tier (not yet frozen).
+    pub active_points: usize,
+    pub index_memory_bytes: usize,
+    pub checkpoint_lsn: u64,
+    pub last_lsn: u64,
+}
+
+/// An open collection. Share it as `Arc<Collection>`.
+pub struct Collection {
+    dir: PathBuf,
+    config: CollectionConfig,
+    store: Mutex<Store>,
+    wal: Wal,
+    writer: Mutex<Writer>,
+    /// Every segment, oldest first; the last one is active.
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    map: RwLock<BTreeMap<PointId, Loc>>,
+    checkpointing: Mutex<()>,
+    /// Background checkpoints, joined by [`Collection::close`].
+    background: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    me: Weak<Collection>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("dir", &self.dir)
+            .field("points", &self.count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collection {
+    /// Creates a collection in `dir` (which must not hold one) and opens it.
+    pub fn create(dir: impl AsRef<Path>, config: CollectionConfig) -> Result<Arc<Collection>> {
+        let dir = dir.as_ref();
+        config.validate()?;
+        if dir.join(CONFIG_FILE).exists() {
+            return Err(CollectionError::AlreadyExists(dir.to_path_buf()));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| CollectionError::Io {
+            file: dir.to_path_buf(),
+            source,
+        })?;
+        config.store(dir)?;
+        Self::open(dir)
+    }
+
+    /// Opens the collection in `dir`: loads checkpointed segments and replays the WAL.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Arc<Collection>> {
+        let dir = dir.as_ref().to_path_buf();
+        let config = CollectionConfig::load(&dir)?;
+        let store = Store::open(&dir)?;
+        let wal = store.open_wal(WalOptions::default().fsync(config.fsync.to_storage()))?;
+        let checkpoint = store.manifest().checkpoint_lsn;
+
+        let mut segments = Vec::new();
+        for f in &store.manifest().files {
+            if let Some(id) = segment::parse_del_name(&f.name) {
+                segments.push(Arc::new(Segment::open(&store, id, &f.name)?));
+            }
+        }
+        segments.sort_by_key(|s| s.id);
+        let mut map = BTreeMap::new();
+        for s in &segments {
+            for (id, node) in s.live_points() {
+                map.insert(id, Loc { seg: s.id, node });
+            }
+        }
+        let next = segments.last().map_or(1, |s| s.id + 1);
+        let col = Arc::new_cyclic(|me| Collection {
+            dir,
+            store: Mutex::new(store),
+            wal,
+            writer: Mutex::new(Writer {
+                next_segment: next,
+                applied: checkpoint,
+                frozen: checkpoint,
+            }),
+            segments: RwLock::new(Arc::new(segments)),
+            map: RwLock::new(map),
+            checkpointing: Mutex::new(()),
+            background: Mutex::new(Vec::new()),
+            me: me.clone(),
+            config,
+        });
+        {
+            let mut w = col.writer.lock();
+            col.push_fresh(&mut w)?;
+            let mut replayed = 0usize;
+            for rec in col.wal.replay(Lsn(checkpoint.0 + 1))? {
+                let rec = rec?;
+                let op = record::decode(rec.kind, &rec.payload, col.config.dim).map_err(
+                    |(offset, reason)| CollectionError::Corrupt {
+                        file: col.dir.join("wal"),
+                        offset: offset as u64,
+                        reason: format!("record {}: {reason}", rec.lsn.0),
+                    },
+                )?;
+                col.apply(&mut w, op)?;
+                w.applied = rec.lsn;
+                replayed += 1;
+            }
+            tracing::info!(dir = %col.dir.display(), points = col.count(), replayed, "collection opened");
+        }
+        Ok(col)
+    }
+
+    pub fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Inserts or replaces `points` (by id). Returns the WAL position once
+    /// the batch is durable under the fsync policy and visible to searches.
+    pub fn upsert(&self, points: Vec<Point>) -> Result<Lsn> {
+        let dim = self.config.dim;
+        let norm = self.config.metric.normalizes();
+        let mut payloads = Vec::with_capacity(points.len());
+        for (i, p) in points.iter().enumerate() {
+            check_vector(&p.vector, dim, norm, &format!("points[{i}].vector"))?;
+            payloads.push(match &p.payload {
+                Some(pl) => Some(encode_payload(
+                    pl,
+                    &format!("points[{i}].payload"),
+                    self.config.max_payload_bytes,
+                )?),
+                None => None,
+            });
+        }
+        let logged: Vec<LoggedPoint<'_>> = points
+            .iter()
+            .zip(&payloads)
+            .map(|(p, b)| LoggedPoint {
+                id: p.id,
+                vector: &p.vector,
+                payload: b.as_deref(),
+            })
+            .collect();
+        let bytes = record::encode_upsert(dim, &logged);
+        let mut w = self.writer.lock();
+        let lsn = self.wal.append(KIND_UPSERT, &bytes)?;
+        let ops = Op::Upsert(
+            points
+                .into_iter()
+                .map(|p| (p.id, p.vector, p.payload))
+                .collect(),
+        );
+        self.apply(&mut w, ops)?;
+        w.applied = lsn;
+        Ok(lsn)
+    }
+
+    /// Deletes `ids` (unknown ids are ignored). Returns the WAL position and
+    /// how many points were deleted.
+    pub fn delete(&self, ids: &[PointId]) -> Result<(Lsn, usize)> {
+        let mut w = self.writer.lock();
+        let before = self.count();
+        let lsn = self.wal.append(KIND_DELETE, &record::encode_delete(ids))?;
+        self.apply(&mut w, Op::Delete(ids.to_vec()))?;
+        w.applied = lsn;
+        Ok((lsn, before - self.count()))
+    }
+
+    /// Applies a logged operation to the in-memory state; the caller holds the writer lock.
+    fn apply(&self, w: &mut Writer, op: Op) -> Result<()> {
+        match op {
+            Op::Upsert(points) => {
+                for (id, vector, payload) in points {
+                    let mut active = self.active();
+                    if active.is_full() {
+                        self.rotate(w)?;
+                        active = self.active();
+                    }
+                    let node = active.insert(id, &vector, payload)?;
+                    let old = self.map.write().insert(
+                        id,
+                        Loc {
+                            seg: active.id,
+                            node,
+                        },
+                    );
+                    if let Some(old) = old {
+                        self.segment(old.seg)
+                            .map(|s| s.hnsw.delete(old.node))
+                            .transpose()?;
+                    }
+                }
+            }
+            Op::Delete(ids) => {
+                for id in ids {
+                    let old = self.map.write().remove(&id);
+                    if let Some(old) = old {
+                        self.segment(old.seg)
+                            .map(|s| s.hnsw.delete(old.node))
+                            .transpose()?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> Arc<Segment> {
+        let segs = self.segments.read();
+        segs.last()
+            .cloned()
+            .expect("a collection always has an active segment")
+    }
+
+    fn segment(&self, id: u32) -> Option<Arc<Segment>> {
+        self.segments.read().iter().find(|s| s.id == id).cloned()
+    }
+
+    /// Freezes the active segment (if it holds anything) and starts a fresh
+    /// one. Returns whether a segment was frozen.
+    fn push_fresh(&self, w: &mut Writer) -> Result<bool> {
+        let cap = self.config.memory_tier_points;
+        let hnsw = Hnsw::new(self.config.dim, self.config.metric, self.config.hnsw, cap)?;
+        let fresh = Arc::new(Segment::new(w.next_segment, hnsw));
+        w.next_segment += 1;
+        w.frozen = w.applied;
+        let mut segs = self.segments.write();
+        let mut list: Vec<Arc<Segment>> = segs.iter().cloned().collect();
+        let froze = list.last().is_some_and(|s| !s.hnsw.is_empty());
+        if !froze {
+            list.pop();
+        }
+        list.push(fresh);
+        *segs = Arc::new(list);
+        Ok(froze)
+    }
+
+    /// [`Collection::push_fresh`], then a background checkpoint of what was frozen.
+    fn rotate(&self, w: &mut Writer) -> Result<()> {
+        if self.push_fresh(w)? {
+            if let Some(me) = self.me.upgrade() {
+                let handle = std::thread::spawn(move || {
+                    if let Err(e) = me.checkpoint() {
+                        tracing::error!(dir = %me.dir.display(), error = %e, "background checkpoint failed");
+                    }
+                });
+                let mut bg = self.background.lock();
+                bg.retain(|h| !h.is_finished());
+                bg.push(handle);
+            }
+        }
+        Ok(())
+    }
+
+    /// Freezes the active segment, then checkpoints: afterwards every point
+    /// is in a segment file and the WAL is (nearly) empty.
+    pub fn checkpoint_all(&self) -> Result<()> {
+        self.push_fresh(&mut self.writer.lock())?;
+        self.checkpoint()
+    }
+
+    /// Writes the frozen segments and commits a checkpoint (see [`Collection::checkpoint_all`]).
+    pub fn checkpoint(&self) -> Result<()> {
+        let _one = self.checkpointing.lock();
+        let started = std::time::Instant::now();
+        let (lsn, frozen): (Lsn, Vec<(Arc<Segment>, RoaringBitmap)>) = {
+            let w = self.writer.lock();
+            // Frozen segments with no live point left are dropped: nothing maps to them.
+            let segs = {
+                let mut segs = self.segments.write();
+                let n = segs.len();
+                let kept: Vec<Arc<Segment>> = segs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, s)| *i + 1 == n || s.hnsw.live_len() > 0)
+                    .map(|(_, s)| s.clone())
+                    .collect();
+                *segs = Arc::new(kept);
+                segs.clone()
+            };
+            let frozen = segs[..segs.len() - 1]
+                .iter()
+                .map(|s| (s.clone(), s.hnsw.deleted()))
+                .collect();
+            // Everything applied is in the WAL; make it durable before files
+            // that reflect it can be committed.
+            self.wal.sync()?;
+            (w.frozen, frozen)
+        };
+        let mut store = self.store.lock();
+        let generation = store.manifest().generation + 1;
+        let mut files = Vec::new();
+        for (seg, deleted) in &frozen {
+            files.extend(seg.persist(&store, generation, deleted)?);
+        }
+        store.commit(lsn, files)?;
+        let removed = self.wal.truncate_before(Lsn(lsn.0 + 1))?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            lsn = lsn.0,
+            segments = frozen.len(),
+            wal_segments_removed = removed,
+            seconds = started.elapsed().as_secs_f64(),
+            "checkpoint committed"
+        );
+        Ok(())
+    }
+
+    /// Number of live points.
+    pub fn count(&self) -> usize {
+        self.map.read().len()
+    }
+
+    /// Live statistics.
+    pub fn stats(&self) -> Stats {
+        let segs = self.segments.read().clone();
+        Stats {
+            points: self.count(),
+            segments: segs.len(),
+            active_points: segs.last().map_or(0, |s| s.hnsw.live_len()),
+            index_memory_bytes: segs.iter().map(|s| s.hnsw.memory_bytes()).sum(),
+            checkpoint_lsn: self.store.lock().manifest().checkpoint_lsn.0,
+            last_lsn: self.wal.last_lsn().0,
+        }
+    }
+
+    fn record(
+        &self,
+        id: PointId,
+        loc: Loc,
+        distance: f32,
+        with_payload: bool,
+        with_vector: bool,
+    ) -> Option<Record> {
+        let seg = self.segment(loc.seg)?;
+        Some(Record {
+            id,
+            distance,
+            payload: if with_payload {
+                seg.payload(loc.node).map(|p| (*p).clone())
+            } else {
+                None
+            },
+            vector: if with_vector {
+                seg.hnsw.vector(loc.node).map(<[f32]>::to_vec)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The points with these ids (`None` for unknown ids), in request order.
+    pub fn get(
+        &self,
+        ids: &[PointId],
+        with_payload: bool,
+        with_vector: bool,
+    ) -> Vec<Option<Record>> {
+        ids.iter()
+            .map(|&id| {
+                let loc = self.map.read().get(&id).copied()?;
+                self.record(id, loc, 0.0, with_payload, with_vector)
+            })
+            .collect()
+    }
+
+    /// Up to `limit` points in id order, starting after `after`; also returns
+    /// the id to continue from (`None` at the end).
+    pub fn scroll(
+        &self,
+        after: Option<PointId>,
+        limit: usize,
+        with_payload: bool,
+        with_vector: bool,
+    ) -> (Vec<Record>, Option<PointId>) {
+        let page: Vec<(PointId, Loc)> = {
+            let map = self.map.read();
+            let range = match after {
+                Some(a) => map.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+                None => map.range(..),
+            };
+            range
+                .take(limit.saturating_add(1))
+                .map(|(&id, &l)| (id, l))
+                .collect()
+        };
+        let more = page.len() > limit;
+        let records: Vec<Record> = page
+            .iter()
+            .take(limit)
+            .filter_map(|&(id, loc)| self.record(id, loc, 0.0, with_payload, with_vector))
+            .collect();
+        let next = if more {
+            records.last().map(|r| r.id)
+        } else {
+            None
+        };
+        (records, next)
+    }
+
+    /// The `k` nearest live points to the request's vector, nearest first.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<Record>> {
+        check_vector(
+            &req.vector,
+            self.config.dim,
+            self.config.metric.normalizes(),
+            "vector",
+        )?;
+        if req.k == 0 || req.k > MAX_K {
+            return Err(CollectionError::invalid(
+                "k",
+                format!("must be in 1..={MAX_K}, got {}", req.k),
+            ));
+        }
+        let ef = req.ef.unwrap_or(self.config.ef_search);
+        if ef == 0 || ef > 100_000 {
+            return Err(CollectionError::invalid(
+                "ef",
+                format!("must be in 1..=100000, got {ef}"),
+            ));
+        }
+        let segs = self.segments.read().clone();
+        let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * segs.len());
+        for s in segs.iter() {
+            for n in s.hnsw.search(&req.vector, req.k, ef)? {
+                cands.push((n.distance, s.id, n.id));
+            }
+        }
+        cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut out = Vec::with_capacity(req.k);
+        for (dist, seg, node) in cands {
+            if out.len() == req.k {
+                break;
+            }
+            let Some(s) = segs.iter().find(|s| s.id == seg) else {
+                continue;
+            };
+            let Some(id) = s.point_id(node) else { continue };
+            let loc = Loc { seg, node };
+            if self.map.read().get(&id) != Some(&loc) {
+                continue; // replaced or deleted since the graph search
+            }
+            if let Some(r) = self.record(id, loc, dist, req.with_payload, req.with_vector) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs several searches in parallel.
+    pub fn search_batch(&self, reqs: &[SearchRequest]) -> Vec<Result<Vec<Record>>> {
+        reqs.par_iter().map(|r| self.search(r)).collect()
+    }
+
+    /// Waits for background checkpoints and makes every write durable. The
+    /// directory is unlocked when the last `Arc` of the collection drops.
+    pub fn close(&self) -> Result<()> {
+        let handles: Vec<_> = std::mem::take(&mut *self.background.lock());
+        for h in handles {
+            let _ = h.join();
+        }
+        self.sync()
+    }
+
+    /// Makes every acknowledged write durable (whatever the fsync policy).
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.wal.sync()?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,218 @@
+//! Model-based tests: random upserts, deletes, searches, checkpoints and
+//! reopens against a brute-force model.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::distance::Metric;
+
+fn config(dim: usize, metric: Metric, tier: usize) -> CollectionConfig {
+    CollectionConfig {
+        memory_tier_points: tier,
+        fsync: FsyncPolicy::Never,
+        ..CollectionConfig::new(dim, metric)
+    }
+}
+
+fn brute(model: &BTreeMap<u64, Vec<f32>>, metric: Metric, q: &[f32], k: usize) -> Vec<u64> {
+    let kern = metric.kernel();
+    let norm = |v: &[f32]| {
+        let mut v = v.to_vec();
+        if metric.normalizes() {
+            crate::distance::normalize(&mut v);
+        }
+        v
+    };
+    let q = norm(q);
+    let mut all: Vec<(f32, u64)> = model
+        .iter()
+        .map(|(&id, v)| (kern.distance(&q, &norm(v)), id))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    all.into_iter().take(k).map(|x| x.1).collect()
+}
+
+fn payload_of(id: u64) -> Payload {
+    let mut p = Payload::new();
+    p.insert("id".into(), Value::Int(id as i64));
+    p.insert("tag".into(), Value::String(format!("t{}", id % 3)));
+    p
+}
+
+#[test]
+fn random_operations_match_brute_force_model() {
+    for (seed, metric) in [
+        (1u64, Metric::L2),
+        (2, Metric::Cosine),
+        (3, Metric::InnerProduct),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let dim = 6;
+        let mut col = Collection::create(dir.path(), config(dim, metric, 40)).unwrap();
+        let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+        let mut rng = SmallRng::seed_from_u64(seed);
+        for step in 0..600 {
+            match rng.gen_range(0..100) {
+                0..=49 => {
+                    let n = rng.gen_range(1..8);
+                    let pts: Vec<Point> = (0..n)
+                        .map(|_| {
+                            let id = rng.gen_range(0..150u64);
+                            let vector: Vec<f32> =
+                                (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+                            Point {
+                                id,
+                                vector,
+                                payload: Some(payload_of(id)),
+                            }
+                        })
+                        .collect();
+                    for p in &pts {
+                        model.insert(p.id, p.vector.clone());
+                    }
+                    col.upsert(pts).unwrap();
+                }
+                50..=64 => {
+                    let ids: Vec<u64> = (0..rng.gen_range(1..5))
+                        .map(|_| rng.gen_range(0..150))
+                        .collect();
+                    let expect = ids
+                        .iter()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .iter()
+                        .filter(|i| model.contains_key(i))
+                        .count();
+                    for id in &ids {
+                        model.remove(id);
+                    }
+                    let (_, n) = col.delete(&ids).unwrap();
+                    assert_eq!(n, expect, "seed={seed} step={step}");
+                }
+                65..=89 => {
+                    let q: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+                    let k = rng.gen_range(1..12);
+                    let got = col
+                        .search(&SearchRequest {
+                            vector: q.clone(),
+                            k,
+                            ef: Some(1000),
+                            with_payload: true,
+                            with_vector: false,
+                        })
+                        .unwrap();
+                    let ids: Vec<u64> = got.iter().map(|r| r.id).collect();
+                    assert_eq!(
+                        ids,
+                        brute(&model, metric, &q, k),
+                        "seed={seed} step={step} metric={metric}"
+                    );
+                    for r in &got {
+                        assert_eq!(r.payload.as_ref(), Some(&payload_of(r.id)));
+                    }
+                }
+                90..=94 => {
+                    col.close().unwrap();
+                    drop(col);
+                    col = Collection::open(dir.path()).unwrap();
+                }
+                _ => col.checkpoint_all().unwrap(),
+            }
+            if col.count() != model.len() {
+                let ids: Vec<u64> = model.keys().copied().collect();
+                let missing: Vec<u64> = ids
+                    .iter()
+                    .zip(col.get(&ids, false, false))
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(i, _)| *i)
+                    .collect();
+                eprintln!("missing {missing:?}; stats {:?}", col.stats());
+            }
+            assert_eq!(col.count(), model.len(), "seed={seed} step={step}");
+        }
+        // Everything reads back after a final reopen.
+        col.close().unwrap();
+        drop(col);
+        let col = Collection::open(dir.path()).unwrap();
+        let ids: Vec<u64> = model.keys().copied().collect();
+        for (id, rec) in ids.iter().zip(col.get(&ids, true, true)) {
+            let rec = rec.unwrap_or_else(|| panic!("seed={seed}: point {id} lost"));
+            assert_eq!(rec.payload, Some(payload_of(*id)));
+            assert_eq!(rec.vector.unwrap().len(), dim);
+        }
+        let (page, next) = col.scroll(None, 10, false, false);
+        assert_eq!(
+            page.iter().map(|r| r.id).collect::<Vec<_>>(),
+            ids.iter().take(10).copied().collect::<Vec<_>>()
+        );
+        assert_eq!(next.is_some(), ids.len() > 10);
+    }
+}
+
+#[test]
+fn invalid_requests_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let col = Collection::create(dir.path(), config(3, Metric::Cosine, 10)).unwrap();
+    let bad = |p: Vec<Point>| col.upsert(p).unwrap_err().to_string();
+    assert!(bad(vec![Point {
+        id: 1,
+        vector: vec![1.0; 2],
+        payload: None
+    }])
+    .contains("points[0].vector"));
+    assert!(bad(vec![
+        Point {
+            id: 1,
+            vector: vec![1.0; 3],
+            payload: None
+        },
+        Point {
+            id: 2,
+            vector: vec![f32::NAN, 0.0, 1.0],
+            payload: None
+        }
+    ])
+    .contains("points[1].vector"));
+    assert!(bad(vec![Point {
+        id: 1,
+        vector: vec![0.0; 3],
+        payload: None
+    }])
+    .contains("zero vector"));
+    assert_eq!(col.count(), 0, "a rejected batch writes nothing");
+    let req = |k, ef| SearchRequest {
+        vector: vec![1.0, 0.0, 0.0],
+        k,
+        ef,
+        with_payload: false,
+        with_vector: false,
+    };
+    assert!(col
+        .search(&req(0, None))
+        .unwrap_err()
+        .to_string()
+        .starts_with("k:"));
+    assert!(col
+        .search(&req(MAX_K + 1, None))
+        .unwrap_err()
+        .to_string()
+        .starts_with("k:"));
+    assert!(col
+        .search(&req(3, Some(0)))
+        .unwrap_err()
+        .to_string()
+        .starts_with("ef:"));
+    assert!(Collection::create(dir.path(), config(3, Metric::Cosine, 10)).is_err());
+    assert!(matches!(
+        Collection::open(dir.path().join("nope")),
+        Err(CollectionError::NotFound(_))
+    ));
+    assert!(
+        Collection::create(dir.path().join("x"), config(0, Metric::L2, 10))
+            .unwrap_err()
+            .to_string()
+            .starts_with("dim:")
+    );
+}

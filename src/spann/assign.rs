@@ -1,0 +1,60 @@
+//! Which postings a vector goes to: its nearest heads, kept only within
+//! (1+ε₁) of the nearest (the closure rule) and only when no already-chosen
+//! head is closer to the candidate than the vector is (the RNG rule), up to
+//! `replicas` of them. Used by the build, inserts and reassignment alike.
+
+use crate::distance::DistanceKernel;
+use crate::hnsw::{Hnsw, Neighbor, NodeId};
+
+use super::params::SpannParams;
+use super::Result;
+
+/// Picks the postings of `v` from `cands` (nearest first) into `out`
+/// as `(head, distance)`; the nearest head is always chosen.
+pub fn rng_select(
+    heads: &Hnsw,
+    dist: &DistanceKernel,
+    cands: &[Neighbor],
+    replicas: usize,
+    eps1: f32,
+    out: &mut Vec<(u32, f32)>,
+) {
+    out.clear();
+    let Some(first) = cands.first() else { return };
+    let limit = (1.0 + eps1) * first.distance.max(0.0);
+    for c in cands {
+        if out.len() >= replicas {
+            break;
+        }
+        if c.distance > limit && !out.is_empty() {
+            break;
+        }
+        let Some(cv) = heads.vector(c.id) else {
+            continue;
+        };
+        let dominated = out.iter().any(|&(h, _)| {
+            heads
+                .vector(NodeId(h))
+                .is_some_and(|hv| dist.distance(cv, hv) <= c.distance)
+        });
+        if !dominated {
+            out.push((c.id.0, c.distance));
+        }
+    }
+}
+
+/// Searches the head graph and picks the postings of `v` (already normalised
+/// for cosine) into `out`.
+pub fn assign(
+    heads: &Hnsw,
+    dist: &DistanceKernel,
+    params: &SpannParams,
+    v: &[f32],
+    cands: &mut Vec<Neighbor>,
+    out: &mut Vec<(u32, f32)>,
+) -> Result<()> {
+    let k = params.replica_candidates;
+    heads.search_into(v, k, k.max(64), None, cands)?;
+    rng_select(heads, dist, cands, params.replicas, params.eps1, out);
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Page-aligned files (`postings.dat`, `vectors.f32`): a checksummed header
+//! page, positional reads into 4 KiB-aligned buffers (so `O_DIRECT` works
+//! when [`IoMode::Direct`] bypasses the page cache) and positional writes.
+
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::posting::PAGE;
+use super::{Result, SpannError};
+
+/// One 4 KiB page, aligned for `O_DIRECT`.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(4096))]
+pub struct Page(pub [u8; PAGE]);
+
+/// How reads reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoMode {
+    /// Through the page cache.
+    #[default]
+    Buffered,
+    /// `O_DIRECT`: every read goes to the device (honest SSD cost).
+    Direct,
+}
+
+/// What the header page of a data file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileHeader {
+    pub magic: [u8; 8],
+    pub dim: u32,
+    pub encoding: u8,
+    pub metric: u8,
+    /// Random per build, also in `meta`: files of different builds never mix.
+    pub nonce: u64,
+}
+
+/// On-disk format version of the header page.
+pub const FILE_VERSION: u32 = 1;
+
+impl FileHeader {
+    fn to_page(self) -> Vec<u8> {
+        let mut p = vec![0u8; PAGE];
+        p[..8].copy_from_slice(&self.magic);
+        p[8..12].copy_from_slice(&FILE_VERSION.to_le_bytes());
+        p[12..16].copy_from_slice(&self.dim.to_le_bytes());
+        p[16] = self.encoding;
+        p[17] = self.metric;
+        p[20..28].copy_from_slice(&self.nonce.to_le_bytes());
+        let crc = crc32c::crc32c(&p[..28]);
+        p[28..32].copy_from_slice(&crc.to_le_bytes());
+        p
+    }
+
+    /// Parses and checks a header page against what `meta` expects.
+    pub fn check(p: &[u8], expected: FileHeader, file: &Path) -> Result<()> {
+        if p.len() < 32 {
+            return Err(SpannError::corrupt(file, 0, "header page truncated"));
+        }
+        if p[..8] != expected.magic {
+            return Err(SpannError::corrupt(file, 0, "bad magic"));
+        }
+        let crc = crc32c::crc32c(&p[..28]);
+        let stored = u32::from_le_bytes([p[28], p[29], p[30], p[31]]);
+        if crc != stored {
+            return Err(SpannError::ChecksumMismatch {
+                file: file.into(),
+                offset: 0,
+                expected: stored,
+                got: crc,
+            });
+        }
+        let version = u32::from_le_bytes([p[8], p[9], p[10], p[11]]);
+        if version != FILE_VERSION {
+            return Err(SpannError::corrupt(
+                file,
+                8,
+                format!("unsupported version {version}"),
+            ));
+        }
+        let got = FileHeader {
+            magic: expected.magic,
+            dim: u32::from_le_bytes([p[12], p[13], p[14], p[15]]),
+            encoding: p[16],
+            metric: p[17],
+            nonce: u64::from_le_bytes([p[20], p[21], p[22], p[23], p[24], p[25], p[26], p[27]]),
+        };
+        if got != expected {
+            return Err(SpannError::corrupt(
+                file,
+                12,
+                format!("header {got:?} does not match meta {expected:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    static BUF: RefCell<Vec<Page>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A page-aligned data file open for positional reads and writes.
+pub struct PageFile {
+    path: PathBuf,
+    read: File,
+    write: File,
+    mode: IoMode,
+}
+
+impl PageFile {
+    /// Creates the file with its header page (truncating any old one).
+    pub fn create(path: &Path, header: FileHeader) -> Result<()> {
+        let f = File::create(path).map_err(SpannError::io(path))?;
+        f.write_all_at(&header.to_page(), 0)
+            .map_err(SpannError::io(path))?;
+        f.sync_all().map_err(SpannError::io(path))
+    }
+
+    /// Opens an existing file and checks its header.
+    pub fn open(path: &Path, header: FileHeader, mode: IoMode) -> Result<Self> {
+        let write = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(SpannError::io(path))?;
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        if mode == IoMode::Direct {
+            opts.custom_flags(libc::O_DIRECT);
+        }
+        let read = opts.open(path).map_err(SpannError::io(path))?;
+        let f = Self {
+            path: path.to_path_buf(),
+            read,
+            write,
+            mode,
+        };
+        f.read_pages(0, 1, |p| FileHeader::check(p, header, path))??;
+        Ok(f)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn mode(&self) -> IoMode {
+        self.mode
+    }
+
+    /// Reads `pages` pages from page `first` into this thread's aligned
+    /// buffer and hands them to `f`. A short file is a `Corrupt` error.
+    pub fn read_pages<R>(&self, first: u64, pages: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            if buf.len() < pages {
+                buf.resize(pages, Page([0; PAGE]));
+            }
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..pages]);
+            let offset = first * PAGE as u64;
+            self.read.read_exact_at(bytes, offset).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    SpannError::corrupt(
+                        &self.path,
+                        offset,
+                        format!("file truncated: {pages} pages expected here"),
+                    )
+                } else {
+                    SpannError::Io {
+                        file: self.path.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+            Ok(f(bytes))
+        })
+    }
+
+    /// Reads bytes `[offset, offset + len)` (any alignment) and hands them to `f`.
+    pub fn read_bytes<R>(&self, offset: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let first = offset / PAGE as u64;
+        let skip = (offset % PAGE as u64) as usize;
+        let pages = (skip + len).div_ceil(PAGE);
+        self.read_pages(first, pages, |b| f(&b[skip..skip + len]))
+    }
+
+    /// Writes `bytes` at page `first` (through the page cache).
+    pub fn write_pages(&self, first: u64, bytes: &[u8]) -> Result<()> {
+        self.write_bytes(first * PAGE as u64, bytes)
+    }
+
+    /// Writes `bytes` at `offset` (through the page cache).
+    pub fn write_bytes(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.write
+            .write_all_at(bytes, offset)
+            .map_err(SpannError::io(&self.path))
+    }
+
+    /// Flushes written data to the device.
+    pub fn sync(&self) -> Result<()> {
+        self.write.sync_data().map_err(SpannError::io(&self.path))
+    }
+}

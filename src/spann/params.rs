@@ -1,0 +1,179 @@
+//! Build and search settings, named after the SPANN / SPFresh papers and
+//! SPTAG's parameter list where they have a counterpart.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Result, SpannError};
+use crate::hnsw::HnswParams;
+
+/// How vectors are stored inside postings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Full-precision f32 (no re-ranking needed).
+    F32,
+    /// IEEE half precision; full vectors kept in `vectors.f32` for re-ranking.
+    F16,
+    /// 8-bit scalar quantisation; full vectors kept in `vectors.f32` for re-ranking.
+    Sq8,
+}
+
+impl Encoding {
+    /// Bytes of one encoded vector of dimension `dim`.
+    pub fn code_bytes(self, dim: usize) -> usize {
+        match self {
+            Encoding::F32 => 4 * dim,
+            Encoding::F16 => 2 * dim,
+            Encoding::Sq8 => dim,
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Encoding::F32 => 0,
+            Encoding::F16 => 1,
+            Encoding::Sq8 => 2,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            0 => Some(Encoding::F32),
+            1 => Some(Encoding::F16),
+            2 => Some(Encoding::Sq8),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Encoding {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Encoding::F32),
+            "f16" => Ok(Encoding::F16),
+            "sq8" => Ok(Encoding::Sq8),
+            _ => Err(format!("unknown encoding {s:?}: expected f32, f16 or sq8")),
+        }
+    }
+}
+
+/// Build and update settings of a SPANN index.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpannParams {
+    /// Share of the vectors that become heads (SPTAG `Ratio`; 0.12 at billion scale).
+    pub head_ratio: f64,
+    /// Branching factor of the hierarchical balanced k-means (SPTAG `BKTKmeansK`, 32).
+    pub branching: usize,
+    /// Balance penalty λ of the k-means assignment: cost = d(x, c) + λ·d̄·(|c|/avg − 1).
+    pub balance: f32,
+    /// Most postings a vector is written to (SPTAG `ReplicaCount`, 8).
+    pub replicas: usize,
+    /// Candidate heads examined per vector when choosing replicas (SPTAG `InternalResultNum`, 64).
+    pub replica_candidates: usize,
+    /// ε₁ of the closure rule: replicas only at d(x, c) ≤ (1+ε₁)·d(x, c₁).
+    pub eps1: f32,
+    /// How vectors are stored in postings.
+    pub encoding: Encoding,
+    /// Posting length limit in 4 KiB pages; a longer posting is split.
+    pub max_posting_pages: u32,
+    /// Postings with fewer live vectors than this are merged (SPTAG `MergeThreshold`, 10).
+    pub min_posting_len: usize,
+    /// Nearby postings checked for reassignment after a split (SPFresh: 64).
+    pub reassign_neighbors: usize,
+    /// The head HNSW graph.
+    pub hnsw: HnswParams,
+    /// Seed of the clustering.
+    pub seed: u64,
+}
+
+impl Default for SpannParams {
+    fn default() -> Self {
+        Self {
+            head_ratio: 0.1,
+            branching: 32,
+            balance: 1.0,
+            replicas: 8,
+            replica_candidates: 64,
+            eps1: 10.0,
+            encoding: Encoding::F32,
+            max_posting_pages: 32,
+            min_posting_len: 10,
+            reassign_neighbors: 32,
+            hnsw: HnswParams {
+                m: 16,
+                ef_construction: 200,
+                ..HnswParams::default()
+            },
+            seed: 0x0053_5041_4e4e,
+        }
+    }
+}
+
+impl SpannParams {
+    /// Checks ranges; the message names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(SpannError::InvalidParam(m));
+        if !(self.head_ratio > 0.0 && self.head_ratio <= 1.0) {
+            return bad(format!(
+                "head_ratio must be in (0, 1], got {}",
+                self.head_ratio
+            ));
+        }
+        if !(2..=1024).contains(&self.branching) {
+            return bad(format!(
+                "branching must be in 2..=1024, got {}",
+                self.branching
+            ));
+        }
+        if !(self.balance >= 0.0 && self.balance.is_finite()) {
+            return bad(format!("balance must be >= 0, got {}", self.balance));
+        }
+        if !(1..=64).contains(&self.replicas) {
+            return bad(format!("replicas must be in 1..=64, got {}", self.replicas));
+        }
+        if self.replica_candidates < self.replicas {
+            return bad(format!(
+                "replica_candidates ({}) must be >= replicas ({})",
+                self.replica_candidates, self.replicas
+            ));
+        }
+        if !(self.eps1 >= 0.0) {
+            return bad(format!("eps1 must be >= 0, got {}", self.eps1));
+        }
+        if !(1..=4096).contains(&self.max_posting_pages) {
+            return bad(format!(
+                "max_posting_pages must be in 1..=4096, got {}",
+                self.max_posting_pages
+            ));
+        }
+        self.hnsw.validate()?;
+        Ok(())
+    }
+}
+
+/// Per-search settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchParams {
+    /// Most postings read per query (SPTAG `SearchInternalResultNum`).
+    pub nprobe: usize,
+    /// `1+ε₂` of query-aware pruning: read only heads with d(q, c) ≤ ratio·d(q, c₁)
+    /// (SPTAG `MaxDistRatio`); `None` reads all `nprobe`.
+    pub max_dist_ratio: Option<f32>,
+    /// Beam width of the head HNSW search (raised to `nprobe`).
+    pub head_ef: usize,
+    /// Candidates re-ranked at full precision when postings are compressed
+    /// (raised to `k`).
+    pub rerank: usize,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        Self {
+            nprobe: 32,
+            max_dist_ratio: None,
+            head_ef: 128,
+            rerank: 64,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Queries: nearest heads from the in-memory graph, query-aware pruning
+//! (ε₂), every kept posting read and scanned in parallel in one I/O round,
+//! replicas deduplicated, and for compressed postings a second round that
+//! re-ranks the best candidates with full-precision vectors.
+
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::codec::CodeDistance;
+use super::posting::{decode_posting, PAGE};
+use super::{Result, SearchParams, Spann, SpannError, DELETED};
+use crate::hnsw::Neighbor;
+
+/// One result.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    /// Vector id.
+    pub id: u32,
+    /// Distance under the index's metric (lower is closer).
+    pub distance: f32,
+}
+
+/// What one query cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SearchStats {
+    /// Heads returned by the head graph before pruning.
+    pub heads: usize,
+    /// Postings read.
+    pub postings: usize,
+    /// Bytes read from disk (or the page cache), re-ranking included.
+    pub bytes: u64,
+    /// Read requests issued.
+    pub ios: usize,
+    /// Dependent rounds of reads (1, or 2 with re-ranking).
+    pub rounds: usize,
+    /// Entries scanned (stale and duplicate ones included).
+    pub scanned: usize,
+    /// Wall time of the whole query, microseconds.
+    pub latency_us: f64,
+}
+
+/// (distance, id) ordered by distance then id, for bounded max-heaps.
+#[derive(Clone, Copy, PartialEq)]
+struct Cand(f32, u32);
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+    }
+}
+
+fn push_bounded(heap: &mut BinaryHeap<Cand>, c: Cand, cap: usize) {
+    if heap.len() < cap {
+        heap.push(c);
+    } else if heap.peek().is_some_and(|top| c < *top) {
+        heap.pop();
+        heap.push(c);
+    }
+}
+
+impl Spann {
+    /// The `k` nearest live vectors to `query`, with what the query cost.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        sp: &SearchParams,
+    ) -> Result<(Vec<Hit>, SearchStats)> {
+        let started = Instant::now();
+        let mut q = Vec::with_capacity(self.info.dim);
+        self.prepare(query, "query", &mut q)?;
+        let mut stats = SearchStats::default();
+        if k == 0 || sp.nprobe == 0 {
+            return Ok((Vec::new(), stats));
+        }
+        let heads = self
+            .heads
+            .search(&q, sp.nprobe, sp.head_ef.max(sp.nprobe))?;
+        stats.heads = heads.len();
+        let kept = self.prune(&heads, sp);
+        let lossy = self.codec.lossy();
+        let r = if lossy { sp.rerank.max(k) } else { k };
+        let cd = CodeDistance::new(&self.codec, self.info.metric, &q);
+
+        // Round 1: read and scan every kept posting in parallel.
+        let per: Vec<(Vec<Cand>, usize, u64)> = self.io.install(|| {
+            kept.par_iter()
+                .map(|h| self.scan_posting(h.id.0, &cd, r))
+                .collect::<Result<_>>()
+        })?;
+        let mut all: Vec<Cand> = Vec::with_capacity(per.iter().map(|p| p.0.len()).sum());
+        for (c, scanned, bytes) in per {
+            all.extend(c);
+            stats.scanned += scanned;
+            stats.bytes += bytes;
+            stats.postings += usize::from(bytes > 0);
+        }
+        stats.ios = stats.postings;
+        stats.rounds = usize::from(stats.postings > 0);
+        // Replicas of one id carry the same code, hence the same distance:
+        // sorting then dropping repeated ids keeps each id once.
+        all.sort_unstable();
+        let mut seen = std::collections::HashSet::with_capacity(all.len());
+        all.retain(|c| seen.insert(c.1));
+        all.truncate(r);
+
+        if lossy && !all.is_empty() {
+            // Round 2: exact distances from the full vectors.
+            let vf = self
+                .vectors_file
+                .as_ref()
+                .expect("lossy index has vectors.f32");
+            let dim = self.info.dim;
+            let row = dim * 4;
+            let exact: Vec<Cand> = self.io.install(|| {
+                all.par_iter()
+                    .map(|c| {
+                        let off = PAGE as u64 + u64::from(c.1) * row as u64;
+                        vf.read_bytes(off, row, |b| {
+                            let v = super::codec::f32s(b);
+                            Cand(self.dist.distance(&q, &v), c.1)
+                        })
+                    })
+                    .collect::<Result<_>>()
+            })?;
+            stats.ios += all.len();
+            stats.rounds += 1;
+            stats.bytes += all
+                .iter()
+                .map(|c| {
+                    let off = PAGE as u64 + u64::from(c.1) * row as u64;
+                    let skip = off % PAGE as u64;
+                    (skip + row as u64).div_ceil(PAGE as u64) * PAGE as u64
+                })
+                .sum::<u64>();
+            all = exact;
+            all.sort_unstable();
+        }
+        all.truncate(k);
+        stats.latency_us = started.elapsed().as_secs_f64() * 1e6;
+        Ok((
+            all.into_iter()
+                .map(|c| Hit {
+                    id: c.1,
+                    distance: c.0,
+                })
+                .collect(),
+            stats,
+        ))
+    }
+
+    /// Heads kept after query-aware pruning.
+    fn prune<'a>(&self, heads: &'a [Neighbor], sp: &SearchParams) -> &'a [Neighbor] {
+        let (Some(ratio), Some(first)) = (sp.max_dist_ratio, heads.first()) else {
+            return heads;
+        };
+        if first.distance <= 0.0 {
+            return heads;
+        }
+        let limit = ratio * first.distance;
+        let n = heads.iter().take_while(|h| h.distance <= limit).count();
+        &heads[..n.max(1)]
+    }
+
+    /// Reads posting `h` and returns its best `r` live entries, the entries
+    /// scanned and the bytes read.
+    fn scan_posting(&self, h: u32, cd: &CodeDistance, r: usize) -> Result<(Vec<Cand>, usize, u64)> {
+        let slot = self.postings[h as usize];
+        if slot.capacity == 0 || slot.count == 0 {
+            return Ok((Vec::new(), 0, 0));
+        }
+        let pages = self.layout.pages(slot.count as usize);
+        let file = &self.postings_file;
+        file.read_pages(slot.first_page, pages, |buf| {
+            let offset = slot.first_page * PAGE as u64;
+            let view = decode_posting(buf, self.layout, file.path(), offset)?;
+            if view.head != h || view.len() != slot.count as usize {
+                return Err(SpannError::corrupt(
+                    file.path(),
+                    offset,
+                    format!(
+                        "posting of head {} with {} entries where head {h} with {} was expected",
+                        view.head,
+                        view.len(),
+                        slot.count
+                    ),
+                ));
+            }
+            let mut heap = BinaryHeap::with_capacity(r + 1);
+            for i in 0..view.len() {
+                let id = view.id(i);
+                let Some(&v) = self.versions.get(id as usize) else {
+                    return Err(SpannError::corrupt(
+                        file.path(),
+                        offset,
+                        format!("entry {i} names unknown id {id}"),
+                    ));
+                };
+                if v & DELETED != 0 || v != view.version(i) {
+                    continue; // deleted or stale: dropped when the posting is rewritten
+                }
+                push_bounded(&mut heap, Cand(cd.distance(view.code(i)), id), r);
+            }
+            Ok((heap.into_vec(), view.len(), (pages * PAGE) as u64))
+        })?
+    }
+}
