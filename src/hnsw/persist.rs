@@ -36,6 +36,12 @@ impl Hnsw {
     /// Writes the index to `path` atomically (temp file, fsync, rename).
     /// Nodes inserted concurrently with the save may be left out.
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_with_deleted(path, &self.deleted())
+    }
+
+    /// Like [`Hnsw::save`], recording `deleted` as the deleted set instead of
+    /// the current one (a snapshot taken earlier, e.g. at a checkpoint).
+    pub fn save_with_deleted(&self, path: &Path, deleted: &RoaringBitmap) -> Result<()> {
         let io = |source| HnswError::Io {
             file: path.to_path_buf(),
             source,
@@ -46,7 +52,7 @@ impl Hnsw {
             inner: BufWriter::with_capacity(1 << 20, file),
             crc: 0,
         };
-        self.write_to(&mut w).map_err(io)?;
+        self.write_to(&mut w, deleted).map_err(io)?;
         let crc = w.crc;
         w.inner.write_all(&crc.to_le_bytes()).map_err(io)?;
         w.inner.write_all(END_MAGIC).map_err(io)?;
@@ -59,15 +65,14 @@ impl Hnsw {
         Ok(())
     }
 
-    fn write_to<W: Write>(&self, w: &mut CrcWriter<W>) -> std::io::Result<()> {
+    fn write_to<W: Write>(
+        &self,
+        w: &mut CrcWriter<W>,
+        deleted: &RoaringBitmap,
+    ) -> std::io::Result<()> {
         let count = self.len();
         let entry = (*self.entry.read()).filter(|e| (e.node as usize) < count);
-        let deleted: RoaringBitmap = self
-            .deleted
-            .lock()
-            .iter()
-            .filter(|&d| (d as usize) < count)
-            .collect();
+        let deleted: RoaringBitmap = deleted.iter().filter(|&d| (d as usize) < count).collect();
         let mut del_bytes = Vec::with_capacity(deleted.serialized_size());
         deleted.serialize_into(&mut del_bytes)?;
 

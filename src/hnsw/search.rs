@@ -190,4 +190,3 @@ impl Hnsw {
         s.batch = batch;
     }
 }
-
