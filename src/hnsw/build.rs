@@ -184,10 +184,7 @@ impl Hnsw {
                 ep = best;
             }
             self.select_neighbors(&found, self.params.m, &mut chosen);
-            {
-                let g = self.links.lock(id);
-                self.links.write(&g, id, l, &chosen);
-            }
+            self.set_own_links(id, l, &mut chosen);
             for &n in &chosen {
                 self.add_backlink(n, id, l);
             }
@@ -219,6 +216,27 @@ impl Hnsw {
                 out.push(c.id);
             }
         }
+    }
+
+    /// Writes the new node's list on `level`. A concurrent insert may already
+    /// have added itself there (it found `id` through an upper layer), so
+    /// existing entries are merged in rather than overwritten.
+    fn set_own_links(&self, id: u32, level: usize, chosen: &mut Vec<u32>) {
+        let g = self.links.lock(id);
+        let mut existing = Vec::new();
+        self.links.read(id, level, &mut existing);
+        existing.retain(|n| !chosen.contains(n));
+        if !existing.is_empty() {
+            let base = self.vectors.get(id);
+            let mut cands: Vec<Candidate> = chosen
+                .iter()
+                .chain(&existing)
+                .map(|&n| Candidate { dist: self.dist.distance(base, self.vectors.get(n)), id: n })
+                .collect();
+            cands.sort_unstable();
+            self.select_neighbors(&cands, self.links.max_degree(level), chosen);
+        }
+        self.links.write(&g, id, level, chosen);
     }
 
     /// Adds `new` to `node`'s list on `level`, shrinking with the heuristic if full.
