@@ -331,9 +331,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
     let search_pool = super::pool(a.threads)?;
     let mut runs = Vec::new();
-    println!(
+    out!(
         "{:>6} {:>8} {:>10} {:>9} {:>9}",
-        "ef", "recall", "QPS", "p50 us", "p99 us"
+        "ef",
+        "recall",
+        "QPS",
+        "p50 us",
+        "p99 us"
     );
     for &ef in &a.ef {
         let mut passes = Vec::with_capacity(a.runs.max(1));
@@ -362,13 +366,17 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             p99_us: percentile(&lat, 0.99),
             mean_us: lat.iter().sum::<f64>() / lat.len() as f64,
         };
-        println!(
+        out!(
             "{:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1}",
-            ef, run.recall, run.qps, run.p50_us, run.p99_us
+            ef,
+            run.recall,
+            run.qps,
+            run.p50_us,
+            run.p99_us
         );
         runs.push(run);
     }
-    println!(
+    out!(
         "build {:.2} s on {} threads; index {:.1} MiB ({:.1} MiB raw vectors); kernels {}",
         build_seconds,
         build_threads,
@@ -510,9 +518,16 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
 
     let search_pool = super::pool(a.threads)?;
     let mut runs = Vec::new();
-    println!(
+    out!(
         "{:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11}",
-        "nprobe", "recall", "QPS", "mean us", "p50 us", "p99 us", "postings", "bytes"
+        "nprobe",
+        "recall",
+        "QPS",
+        "mean us",
+        "p50 us",
+        "p99 us",
+        "postings",
+        "bytes"
     );
     for &nprobe in &a.nprobe {
         let sp = SearchParams {
@@ -563,7 +578,7 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
             mean_bytes_read: Some(mean(&|s| s.bytes as f64)),
             mean_ios: Some(mean(&|s| s.ios as f64)),
         };
-        println!(
+        out!(
             "{:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.0}",
             nprobe,
             run.recall,
@@ -577,7 +592,7 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
         runs.push(run);
     }
     let mem = index.memory_bytes() as u64;
-    println!(
+    out!(
         "build {:.2} s on {} threads; {} heads; resident {:.1} MiB ({:.1}% of {:.1} MiB raw vectors); \
          postings.dat {:.1} MiB; io {:?}; kernels {}",
         build_seconds,

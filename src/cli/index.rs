@@ -101,7 +101,7 @@ pub fn run(a: IndexArgs) -> anyhow::Result<()> {
                 })
                 .with_context(|| format!("building SPANN index in {}", a.out.display()))?;
             let lens = index.posting_lengths();
-            println!(
+            out!(
                 "spann: {n} x {dim} in {:.1} s; {} heads ({:.1}%), {} entries ({:.2} per vector), \
                  longest posting {}; memory {:.1} MiB ({:.1}% of raw), postings {:.1} MiB -> {}",
                 started.elapsed().as_secs_f64(),
@@ -127,7 +127,7 @@ pub fn run(a: IndexArgs) -> anyhow::Result<()> {
             index
                 .save(&a.out)
                 .with_context(|| format!("saving {}", a.out.display()))?;
-            println!(
+            out!(
                 "hnsw: {n} x {dim} in {:.1} s; memory {:.1} MiB -> {}",
                 started.elapsed().as_secs_f64(),
                 index.memory_bytes() as f64 / (1 << 20) as f64,

@@ -1,7 +1,19 @@
 //! Command-line parsing and dispatch (clap). `anyhow` errors live only here:
 //! every failure prints its context chain and exits non-zero.
 
+/// `println!` that ends the process quietly when stdout is closed (e.g.
+/// piped into `head`) instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod bench;
+mod crash_writer;
 mod gt;
 mod index;
 
@@ -28,6 +40,9 @@ enum Command {
     Gt(gt::GtArgs),
     /// Build an index and write it to disk (a directory for `--index spann`).
     Index(index::IndexArgs),
+    /// Test helper: write a deterministic workload to a collection until killed.
+    #[command(hide = true)]
+    CrashWriter(crash_writer::CrashWriterArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -42,6 +57,7 @@ pub fn run() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Gt(a) => gt::run(a),
         Command::Index(a) => index::run(a),
+        Command::CrashWriter(a) => crash_writer::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,8 @@ mod error;
 mod point;
 mod record;
 mod segment;
+#[doc(hidden)]
+pub mod workload;
 
 pub use config::{CollectionConfig, FsyncPolicy, CONFIG_FILE};
 pub use error::{CollectionError, Result};

@@ -231,7 +231,10 @@ impl Hnsw {
             let mut cands: Vec<Candidate> = chosen
                 .iter()
                 .chain(&existing)
-                .map(|&n| Candidate { dist: self.dist.distance(base, self.vectors.get(n)), id: n })
+                .map(|&n| Candidate {
+                    dist: self.dist.distance(base, self.vectors.get(n)),
+                    id: n,
+                })
                 .collect();
             cands.sort_unstable();
             self.select_neighbors(&cands, self.links.max_degree(level), chosen);

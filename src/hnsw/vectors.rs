@@ -11,7 +11,7 @@
 use std::cell::UnsafeCell;
 
 /// One cache line of floats; the unit of allocation.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Line([f32; 16]);
 
@@ -35,9 +35,14 @@ impl VectorStore {
     pub(crate) fn new(dim: usize, capacity: usize) -> Self {
         let stride_lines = dim.div_ceil(LINE_FLOATS).max(1);
         let total = stride_lines * capacity;
-        let lines = (0..total)
-            .map(|_| UnsafeCell::new(Line([0.0; LINE_FLOATS])))
-            .collect();
+        // Zeroed allocation: the OS maps pages lazily, so memory is only
+        // committed as slots are written (a bulk build that frees its source
+        // while copying then peaks at about one copy of the data).
+        let zeroed: Box<[Line]> = bytemuck::zeroed_slice_box(total);
+        // SAFETY: `UnsafeCell<T>` has the same in-memory representation as
+        // `T`, so a boxed slice of `Line` is a valid boxed slice of
+        // `UnsafeCell<Line>` of the same length.
+        let lines = unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [UnsafeCell<Line>]) };
         Self {
             lines,
             dim,
