@@ -364,6 +364,10 @@ fn incremental_half_matches_full_rebuild_on_minilm() {
     let full_dir = tempfile::tempdir().unwrap();
     let full = build(full_dir.path(), &base, Metric::Cosine, params);
     let r_full = recall(&full);
+    let mean_copies = |index: &Spann| {
+        let c = index.replica_counts().unwrap();
+        c.iter().map(|&x| x as f64).sum::<f64>() / c.len() as f64
+    };
     let summary = |index: &Spann| {
         let c = index.replica_counts().unwrap();
         let l = index.posting_lengths();
@@ -377,6 +381,7 @@ fn incremental_half_matches_full_rebuild_on_minilm() {
         )
     };
     eprintln!("full: {}", summary(&full));
+    let copies_full = mean_copies(&full);
     drop(full);
 
     let mut half = base.clone();
@@ -394,11 +399,18 @@ fn incremental_half_matches_full_rebuild_on_minilm() {
         inc.heads()
     );
     assert!(r_full >= 0.85, "full rebuild recall {r_full}");
-    // The target is a gap of at most 0.02; measured 0.030 (see
-    // docs/BENCHMARKS.md). Guard against regressions until it is closed.
+    // The target: within 0.02 of a full rebuild at the same nprobe
+    // (measured about 0.01, see docs/BENCHMARKS.md).
     assert!(
-        r_inc >= r_full - 0.04,
+        r_inc >= r_full - 0.02,
         "incremental {r_inc} vs full {r_full} ({st:?})"
+    );
+    // Splits must not thin out the replicas (centroid split heads did: 3.1
+    // copies per vector against 5.5 for the bulk build).
+    let copies_inc = mean_copies(&inc);
+    assert!(
+        copies_inc >= 0.9 * copies_full,
+        "copies per vector: incremental {copies_inc:.2} vs full {copies_full:.2}"
     );
     let uncovered = inc
         .replica_counts()

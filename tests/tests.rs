@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per topic (real data, CLI).
 
 mod cli;
+mod collection_behaviour;
 mod collection_crash;
 mod common;
 mod fuzz_corpus;
