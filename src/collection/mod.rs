@@ -261,25 +261,33 @@ impl Collection {
     fn apply(&self, w: &mut Writer, op: Op) -> Result<()> {
         match op {
             Op::Upsert(points) => {
-                for (id, vector, payload) in points {
+                // Graph inserts run in parallel (HNSW takes concurrent
+                // inserts); the id map is then updated in batch order, so a
+                // repeated id ends with its last version.
+                let mut rest = &points[..];
+                while !rest.is_empty() {
                     let mut active = self.active();
                     if active.is_full() {
                         self.rotate(w)?;
                         active = self.active();
                     }
-                    let node = active.insert(id, &vector, payload)?;
-                    let old = self.map.write().insert(
-                        id,
-                        Loc {
-                            seg: active.id,
-                            node,
-                        },
-                    );
-                    if let Some(old) = old {
-                        self.segment(old.seg)
-                            .map(|s| s.hnsw.delete(old.node))
-                            .transpose()?;
+                    let room = active.hnsw.capacity() - active.hnsw.len();
+                    let (chunk, tail) = rest.split_at(room.min(rest.len()));
+                    let insert = |(id, vector, payload): &(PointId, Vec<f32>, Option<Payload>)| {
+                        active.insert(*id, vector, payload.clone())
+                    };
+                    let nodes: Vec<NodeId> = if chunk.len() >= 32 {
+                        chunk.par_iter().map(insert).collect::<Result<_>>()?
+                    } else {
+                        chunk.iter().map(insert).collect::<Result<_>>()?
+                    };
+                    let mut map = self.map.write();
+                    for ((id, _, _), node) in chunk.iter().zip(nodes) {
+                        if let Some(old) = map.insert(*id, Loc { seg: active.id, node }) {
+                            self.segment(old.seg).map(|s| s.hnsw.delete(old.node)).transpose()?;
+                        }
                     }
+                    rest = tail;
                 }
             }
             Op::Delete(ids) => {

@@ -55,6 +55,30 @@ pub fn assign(
 ) -> Result<()> {
     let k = params.replica_candidates;
     heads.search_into(v, k, k.max(64), None, cands)?;
+    if cands.is_empty() && heads.live_len() > 0 {
+        // The graph walk found no live head (a region whose heads were all
+        // deleted by splits): scan them all, so no vector goes unplaced.
+        scan_heads(heads, dist, v, k, cands);
+    }
     rng_select(heads, dist, cands, params.replicas, params.eps1, out);
     Ok(())
+}
+
+/// The `k` nearest live heads of `v` by a full scan, nearest first.
+fn scan_heads(heads: &Hnsw, dist: &DistanceKernel, v: &[f32], k: usize, out: &mut Vec<Neighbor>) {
+    eprintln!("DBG scan");
+    out.clear();
+    for id in (0..heads.len() as u32).map(NodeId) {
+        if heads.is_deleted(id) {
+            continue;
+        }
+        if let Some(hv) = heads.vector(id) {
+            out.push(Neighbor {
+                id,
+                distance: dist.distance(v, hv),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+    out.truncate(k);
 }
