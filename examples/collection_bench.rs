@@ -1,0 +1,157 @@
+//! Collection benchmarks: ingest rate per fsync policy, search while
+//! ingesting, and time to reopen (from checkpointed segments and from the
+//! WAL). Prints markdown for docs/BENCHMARKS.md.
+//!
+//!     cargo run --release --example collection_bench -- [N] [DIM] [DIR]
+//!
+//! Defaults: N = 1,000,000 points of synthetic clustered data, DIM = 128,
+//! DIR = a temporary directory (use one on the disk you want to measure).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use quiver::collection::{Collection, CollectionConfig, FsyncPolicy, Point, SearchRequest};
+use quiver::dataset::{self, VectorSet};
+use quiver::distance::Metric;
+
+fn points(data: &VectorSet, range: std::ops::Range<usize>) -> Vec<Point> {
+    range
+        .map(|i| Point {
+            id: i as u64,
+            vector: data.row(i).to_vec(),
+            payload: None,
+        })
+        .collect()
+}
+
+fn ingest(
+    col: &Collection,
+    data: &VectorSet,
+    range: std::ops::Range<usize>,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + batch).min(range.end);
+        col.upsert(points(data, start..end))?;
+        start = end;
+    }
+    Ok((range.end - range.start) as f64 / t.elapsed().as_secs_f64())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).map_or(Ok(1_000_000), |s| s.parse())?;
+    let dim: usize = args.get(2).map_or(Ok(128), |s| s.parse())?;
+    let tmp = tempfile::tempdir_in(args.get(3).map_or(std::env::temp_dir(), Into::into))?;
+    let nq = 500;
+    let mut data = dataset::synthetic::clustered(n + nq, dim, 7);
+    let queries = data.split_off(n);
+    let cfg = |fsync| CollectionConfig {
+        fsync,
+        memory_tier_points: 250_000,
+        ..CollectionConfig::new(dim, Metric::L2)
+    };
+
+    println!("### Ingest rate (synthetic {dim}-d, upsert batches, one client thread)\n");
+    println!("| fsync | batch | points | points/s |");
+    println!("|---|---:|---:|---:|");
+    let small = n.min(50_000);
+    for (name, policy, batch) in [
+        ("always", FsyncPolicy::Always, 100),
+        ("always", FsyncPolicy::Always, 1000),
+        ("interval_ms=10", FsyncPolicy::IntervalMs(10), 1000),
+        ("never", FsyncPolicy::Never, 1000),
+    ] {
+        let dir = tmp.path().join(format!("ingest-{name}-{batch}"));
+        let col = Collection::create(&dir, cfg(policy))?;
+        let rate = ingest(&col, &data, 0..small, batch)?;
+        col.close()?;
+        println!("| {name} | {batch} | {small} | {rate:.0} |");
+    }
+
+    println!("\n### Search while ingesting ({n} points, ef=64, k=10, one search thread)\n");
+    let dir = tmp.path().join("big");
+    let col = Collection::create(&dir, cfg(FsyncPolicy::IntervalMs(10)))?;
+    let half = n / 2;
+    let rate_first = ingest(&col, &data, 0..half, 1000)?;
+    let done = AtomicBool::new(false);
+    let (rate_second, (qps_busy, searched)) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let writer = s.spawn(|| {
+            let r = ingest(&col, &data, half..n, 1000);
+            done.store(true, Ordering::Release);
+            r
+        });
+        let t = Instant::now();
+        let mut count = 0usize;
+        while !done.load(Ordering::Acquire) {
+            let q = queries.row(count % nq).to_vec();
+            col.search(&SearchRequest {
+                vector: q,
+                k: 10,
+                ef: Some(64),
+                with_payload: false,
+                with_vector: false,
+            })?;
+            count += 1;
+        }
+        let qps = count as f64 / t.elapsed().as_secs_f64();
+        Ok((
+            writer
+                .join()
+                .map_err(|_| anyhow::anyhow!("writer panicked"))??,
+            (qps, count),
+        ))
+    })?;
+    let gt = dataset::ground_truth(&data, &queries, 10, Metric::L2)?;
+    let t = Instant::now();
+    let results: Vec<Vec<u32>> = queries
+        .rows()
+        .map(|q| {
+            col.search(&SearchRequest {
+                vector: q.to_vec(),
+                k: 10,
+                ef: Some(64),
+                with_payload: false,
+                with_vector: false,
+            })
+            .map(|r| r.iter().map(|p| p.id as u32).collect())
+        })
+        .collect::<Result<_, _>>()?;
+    let qps_idle = nq as f64 / t.elapsed().as_secs_f64();
+    let recall = dataset::recall_at_k(&results, &gt, 10);
+    let stats = col.stats();
+    println!("| phase | value |\n|---|---:|");
+    println!("| ingest, first half (no searches) | {rate_first:.0} points/s |");
+    println!("| ingest, second half (while searching) | {rate_second:.0} points/s |");
+    println!("| search QPS while ingesting ({searched} queries) | {qps_busy:.0} |");
+    println!("| search QPS idle | {qps_idle:.0} |");
+    println!(
+        "| recall@10 after ingest ({} segments) | {recall:.4} |",
+        stats.segments
+    );
+
+    println!("\n### Reopen ({n} points)\n");
+    println!("| state on disk | open seconds |\n|---|---:|");
+    col.close()?;
+    drop(col);
+    let t = Instant::now();
+    let col = Collection::open(&dir)?;
+    println!(
+        "| background checkpoints + WAL tail ({} points replayed from the WAL) | {:.2} |",
+        col.stats().active_points,
+        t.elapsed().as_secs_f64()
+    );
+    col.checkpoint_all()?;
+    col.close()?;
+    drop(col);
+    let t = Instant::now();
+    let col = Collection::open(&dir)?;
+    println!(
+        "| fully checkpointed (segments only) | {:.2} |",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(col.count(), n);
+    Ok(())
+}
