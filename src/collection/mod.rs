@@ -283,8 +283,16 @@ impl Collection {
                     };
                     let mut map = self.map.write();
                     for ((id, _, _), node) in chunk.iter().zip(nodes) {
-                        if let Some(old) = map.insert(*id, Loc { seg: active.id, node }) {
-                            self.segment(old.seg).map(|s| s.hnsw.delete(old.node)).transpose()?;
+                        if let Some(old) = map.insert(
+                            *id,
+                            Loc {
+                                seg: active.id,
+                                node,
+                            },
+                        ) {
+                            self.segment(old.seg)
+                                .map(|s| s.hnsw.delete(old.node))
+                                .transpose()?;
                         }
                     }
                     rest = tail;
