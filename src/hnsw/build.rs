@@ -159,6 +159,7 @@ impl Hnsw {
         let raises_top = current.is_none_or(|e| level > e.level);
         let _top = raises_top.then(|| self.top_lock.lock());
         let Some(entry) = *self.entry.read() else {
+            self.links.mark_ready(id, 0);
             *self.entry.write() = Some(Entry { node: id, level });
             return;
         };
@@ -180,11 +181,20 @@ impl Hnsw {
             // A concurrent insert may already have linked `id` on this layer.
             let mut found: Vec<Candidate> = s.results.drain().filter(|c| c.id != id).collect();
             found.sort_unstable();
-            if let Some(&best) = found.first() {
-                ep = best;
+            // The next layer starts from the nearest node already linked
+            // there (the entry point always is).
+            if l > 0 {
+                ep = match found.iter().find(|c| self.links.is_ready(c.id, l - 1)) {
+                    Some(&c) => c,
+                    None => Candidate {
+                        dist: self.dist.distance(q, self.vectors.get(entry.node)),
+                        id: entry.node,
+                    },
+                };
             }
             self.select_neighbors(&found, self.params.m, &mut chosen);
             self.set_own_links(id, l, &mut chosen);
+            self.links.mark_ready(id, l);
             for &n in &chosen {
                 self.add_backlink(n, id, l);
             }

@@ -19,6 +19,10 @@ pub(crate) struct Links {
     level0: Box<[AtomicU32]>,
     upper: Box<[OnceLock<Box<[AtomicU32]>>]>,
     levels: Box<[AtomicU8]>,
+    /// Lowest layer whose list the node's own insert has written (`u8::MAX`
+    /// before the first). Lists are written top-down, so a node is safe to
+    /// descend into on layer `l` once `ready <= l`.
+    ready: Box<[AtomicU8]>,
     locks: Box<[Mutex<()>]>,
 }
 
@@ -35,6 +39,7 @@ impl Links {
             level0: atomics(capacity * (1 + m0)),
             upper: (0..capacity).map(|_| OnceLock::new()).collect(),
             levels: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
+            ready: (0..capacity).map(|_| AtomicU8::new(u8::MAX)).collect(),
             locks: (0..capacity).map(|_| Mutex::new(())).collect(),
         }
     }
@@ -55,6 +60,17 @@ impl Links {
         if level > 0 {
             let _ = self.upper[id as usize].set(atomics(level * (1 + self.m)));
         }
+    }
+
+    /// Records that the node's own list on `level` (and every layer above) is written.
+    pub(crate) fn mark_ready(&self, id: u32, level: usize) {
+        self.ready[id as usize].fetch_min(level as u8, Ordering::AcqRel);
+    }
+
+    /// Whether the node's own lists are written down to `level`.
+    #[inline(always)]
+    pub(crate) fn is_ready(&self, id: u32, level: usize) -> bool {
+        (self.ready[id as usize].load(Ordering::Acquire) as usize) <= level
     }
 
     #[inline(always)]
@@ -135,6 +151,7 @@ impl Links {
             + upper
             + self.upper.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
             + self.levels.len()
+            + self.ready.len()
             + self.locks.len() * std::mem::size_of::<Mutex<()>>()
     }
 
@@ -153,6 +170,9 @@ impl Links {
         let mut upper = std::mem::take(&mut self.upper).into_vec();
         upper.resize_with(capacity, OnceLock::new);
         self.upper = upper.into_boxed_slice();
+        let mut ready = std::mem::take(&mut self.ready).into_vec();
+        ready.resize_with(capacity, || AtomicU8::new(u8::MAX));
+        self.ready = ready.into_boxed_slice();
         let mut levels = std::mem::take(&mut self.levels).into_vec();
         levels.resize_with(capacity, || AtomicU8::new(0));
         self.levels = levels.into_boxed_slice();

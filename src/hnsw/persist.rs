@@ -217,6 +217,7 @@ impl Hnsw {
         }
         for (i, &l) in levels.iter().enumerate() {
             index.links.init_node(i as u32, l as usize);
+            index.links.mark_ready(i as u32, 0);
         }
         let mut ids = Vec::with_capacity(m0);
         let mut read_list =

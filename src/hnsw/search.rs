@@ -105,6 +105,11 @@ impl Hnsw {
             loop {
                 let mut changed = false;
                 self.links.for_each(cur.id, level, |n| {
+                    // Step only onto nodes whose next layer is linked: a node
+                    // still being inserted may have an empty list below.
+                    if !self.links.is_ready(n, level - 1) {
+                        return;
+                    }
                     let d = self.dist.distance(q, self.vectors.get(n));
                     if d < cur.dist {
                         cur = Candidate { dist: d, id: n };
