@@ -66,7 +66,6 @@ pub fn assign(
 
 /// The `k` nearest live heads of `v` by a full scan, nearest first.
 fn scan_heads(heads: &Hnsw, dist: &DistanceKernel, v: &[f32], k: usize, out: &mut Vec<Neighbor>) {
-    eprintln!("DBG scan");
     out.clear();
     for id in (0..heads.len() as u32).map(NodeId) {
         if heads.is_deleted(id) {
