@@ -2,7 +2,8 @@
 //!
 //! Module map: [`distance`] (metrics and SIMD kernels), [`quant`] (f16 and SQ8
 //! codecs), [`hnsw`] (the in-memory graph index), [`dataset`] (ANN dataset
-//! file formats and exact ground truth).
+//! file formats and exact ground truth), [`collection`] (durable collections),
+//! [`server`] (the gRPC service of `quiver serve`).
 #![deny(unsafe_code)]
 
 pub mod collection;
@@ -11,4 +12,5 @@ pub mod dataset;
 pub mod distance;
 pub mod hnsw;
 pub mod quant;
+pub mod server;
 pub mod spann;

@@ -6,4 +6,5 @@ mod collection_crash;
 mod common;
 mod fuzz_corpus;
 mod hnsw_real_data;
+mod server;
 mod spann;

@@ -16,6 +16,7 @@ mod bench;
 mod crash_writer;
 mod gt;
 mod index;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,8 @@ enum Command {
     Gt(gt::GtArgs),
     /// Build an index and write it to disk (a directory for `--index spann`).
     Index(index::IndexArgs),
+    /// Run the gRPC server over a data directory until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
     /// Test helper: write a deterministic workload to a collection until killed.
     #[command(hide = true)]
     CrashWriter(crash_writer::CrashWriterArgs),
@@ -57,6 +60,7 @@ pub fn run() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Gt(a) => gt::run(a),
         Command::Index(a) => index::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::CrashWriter(a) => crash_writer::run(a),
     };
     match result {

@@ -1,0 +1,94 @@
+//! The `Collections` service: create, drop, list and describe collections
+//! of a [`Registry`].
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{collection_info, NewCollection};
+use super::pb;
+use super::pb::collections_server::Collections;
+use super::registry::{validate_name, Registry};
+use super::status::{invalid, join_error};
+use super::Limits;
+
+/// Serves `quiver.v1.Collections`.
+#[derive(Debug, Clone)]
+pub struct CollectionsService {
+    registry: Arc<Registry>,
+    limits: Limits,
+}
+
+impl CollectionsService {
+    pub fn new(registry: Arc<Registry>, limits: Limits) -> Self {
+        Self { registry, limits }
+    }
+}
+
+#[tonic::async_trait]
+impl Collections for CollectionsService {
+    async fn create(
+        &self,
+        req: Request<pb::CreateCollectionRequest>,
+    ) -> Result<Response<pb::CreateCollectionResponse>, Status> {
+        let new = NewCollection::try_from(req.into_inner())?;
+        validate_name("name", &new.name)?;
+        if new.config.dim > self.limits.max_dimension {
+            return Err(invalid(
+                "dimension",
+                format!(
+                    "{} exceeds the server limit of {}",
+                    new.config.dim, self.limits.max_dimension
+                ),
+            ));
+        }
+        let registry = self.registry.clone();
+        let c = tokio::task::spawn_blocking(move || {
+            registry
+                .create(&new.name, new.config)
+                .map(|c| collection_info(&new.name, &c))
+        })
+        .await
+        .map_err(join_error)??;
+        tracing::info!(collection = %c.name, "created collection");
+        Ok(Response::new(pb::CreateCollectionResponse {
+            collection: Some(c),
+        }))
+    }
+
+    async fn drop(
+        &self,
+        req: Request<pb::DropCollectionRequest>,
+    ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        let name = req.into_inner().name;
+        validate_name("name", &name)?;
+        let registry = self.registry.clone();
+        let dropped = name.clone();
+        tokio::task::spawn_blocking(move || registry.drop_collection(&dropped))
+            .await
+            .map_err(join_error)??;
+        tracing::info!(collection = %name, "dropped collection");
+        Ok(Response::new(pb::DropCollectionResponse {}))
+    }
+
+    async fn list(
+        &self,
+        _req: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        Ok(Response::new(pb::ListCollectionsResponse {
+            names: self.registry.names(),
+        }))
+    }
+
+    async fn describe(
+        &self,
+        req: Request<pb::DescribeCollectionRequest>,
+    ) -> Result<Response<pb::DescribeCollectionResponse>, Status> {
+        let name = &req.get_ref().name;
+        validate_name("name", name)?;
+        let c = self.registry.get(name)?;
+        Ok(Response::new(pb::DescribeCollectionResponse {
+            collection: Some(collection_info(name, &c)),
+        }))
+    }
+}

@@ -1,0 +1,225 @@
+//! The `Points` service: converts, checks limits, delegates to the
+//! collection (CPU-heavy calls on the blocking pool).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::points_from_pb;
+use super::pb;
+use super::pb::points_server::Points;
+use super::registry::{validate_name, Registry};
+use super::status::{join_error, over_limit};
+use super::Limits;
+use crate::collection::{Collection, CollectionError, SearchRequest};
+
+/// Serves `quiver.v1.Points` over a [`Registry`].
+#[derive(Debug, Clone)]
+pub struct PointsService {
+    registry: Arc<Registry>,
+    limits: Limits,
+}
+
+impl PointsService {
+    pub fn new(registry: Arc<Registry>, limits: Limits) -> Self {
+        Self { registry, limits }
+    }
+
+    fn collection(&self, name: &str) -> Result<Arc<Collection>, Status> {
+        validate_name("collection", name)?;
+        Ok(self.registry.get(name)?)
+    }
+
+    fn check_batch(&self, field: &str, len: usize, max: usize) -> Result<(), Status> {
+        if len > max {
+            return Err(over_limit(field, len, max));
+        }
+        Ok(())
+    }
+
+    async fn upsert_one(&self, r: pb::UpsertRequest) -> Result<pb::UpsertResponse, Status> {
+        let c = self.collection(&r.collection)?;
+        self.check_batch("points", r.points.len(), self.limits.max_batch)?;
+        let points = points_from_pb(r.points)?;
+        let n = points.len() as u64;
+        let lsn = tokio::task::spawn_blocking(move || c.upsert(points))
+            .await
+            .map_err(join_error)??;
+        Ok(pb::UpsertResponse {
+            lsn: lsn.0,
+            upserted: n,
+        })
+    }
+}
+
+/// Renames the field of a collection's argument error to `prefix.field`
+/// (a query of a batch).
+fn in_query(e: CollectionError, i: usize) -> Status {
+    match e {
+        CollectionError::InvalidArgument { field, message } => {
+            super::status::invalid(&format!("queries[{i}].{field}"), message)
+        }
+        other => other.into(),
+    }
+}
+
+fn check_k(field: &str, k: u32, max: usize) -> Result<(), Status> {
+    if k as usize > max {
+        return Err(super::status::invalid(
+            field,
+            format!("must be in 1..={max}, got {k}"),
+        ));
+    }
+    Ok(())
+}
+
+type UpsertAcks = Pin<Box<dyn Stream<Item = Result<pb::UpsertResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Points for PointsService {
+    async fn upsert(
+        &self,
+        req: Request<pb::UpsertRequest>,
+    ) -> Result<Response<pb::UpsertResponse>, Status> {
+        Ok(Response::new(self.upsert_one(req.into_inner()).await?))
+    }
+
+    type UpsertStreamStream = UpsertAcks;
+
+    async fn upsert_stream(
+        &self,
+        req: Request<Streaming<pb::UpsertRequest>>,
+    ) -> Result<Response<UpsertAcks>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let svc = self.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = inbound.next().await {
+                let ack = match msg {
+                    Ok(r) => svc.upsert_one(r).await,
+                    Err(status) => Err(status),
+                };
+                let failed = ack.is_err();
+                if tx.send(ack).await.is_err() || failed {
+                    break; // client gone, or the stream ends with this error
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let r = req.into_inner();
+        let c = self.collection(&r.collection)?;
+        self.check_batch("ids", r.ids.len(), self.limits.max_batch)?;
+        let (lsn, deleted) = tokio::task::spawn_blocking(move || c.delete(&r.ids))
+            .await
+            .map_err(join_error)??;
+        Ok(Response::new(pb::DeleteResponse {
+            lsn: lsn.0,
+            deleted: deleted as u64,
+        }))
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let r = req.into_inner();
+        let c = self.collection(&r.collection)?;
+        self.check_batch("ids", r.ids.len(), self.limits.max_batch)?;
+        let points = c
+            .get(&r.ids, r.with_payload, r.with_vector)
+            .into_iter()
+            .flatten()
+            .map(pb::RetrievedPoint::from)
+            .collect();
+        Ok(Response::new(pb::GetResponse { points }))
+    }
+
+    async fn count(
+        &self,
+        req: Request<pb::CountRequest>,
+    ) -> Result<Response<pb::CountResponse>, Status> {
+        let c = self.collection(&req.get_ref().collection)?;
+        Ok(Response::new(pb::CountResponse {
+            count: c.count() as u64,
+        }))
+    }
+
+    async fn search(
+        &self,
+        req: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let mut r = req.into_inner();
+        let c = self.collection(&std::mem::take(&mut r.collection))?;
+        check_k("k", r.k, self.limits.max_k)?;
+        let q = SearchRequest::from(r);
+        let started = Instant::now();
+        let hits = tokio::task::spawn_blocking(move || c.search(&q))
+            .await
+            .map_err(join_error)??;
+        Ok(Response::new(pb::SearchResponse {
+            hits: hits.into_iter().map(pb::ScoredPoint::from).collect(),
+            time_us: started.elapsed().as_micros() as u64,
+        }))
+    }
+
+    async fn search_batch(
+        &self,
+        req: Request<pb::SearchBatchRequest>,
+    ) -> Result<Response<pb::SearchBatchResponse>, Status> {
+        let r = req.into_inner();
+        let c = self.collection(&r.collection)?;
+        self.check_batch("queries", r.queries.len(), self.limits.max_search_batch)?;
+        for (i, q) in r.queries.iter().enumerate() {
+            check_k(&format!("queries[{i}].k"), q.k, self.limits.max_k)?;
+        }
+        let qs: Vec<SearchRequest> = r.queries.into_iter().map(SearchRequest::from).collect();
+        let started = Instant::now();
+        let results = tokio::task::spawn_blocking(move || c.search_batch(&qs))
+            .await
+            .map_err(join_error)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, res)| {
+                res.map(|hits| pb::SearchResult {
+                    hits: hits.into_iter().map(pb::ScoredPoint::from).collect(),
+                })
+                .map_err(|e| in_query(e, i))
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(Response::new(pb::SearchBatchResponse {
+            results,
+            time_us: started.elapsed().as_micros() as u64,
+        }))
+    }
+
+    async fn scroll(
+        &self,
+        req: Request<pb::ScrollRequest>,
+    ) -> Result<Response<pb::ScrollResponse>, Status> {
+        let r = req.into_inner();
+        let c = self.collection(&r.collection)?;
+        let limit = match r.limit as usize {
+            0 => 100,
+            n if n > self.limits.max_batch => {
+                return Err(super::status::invalid(
+                    "limit",
+                    format!("must be at most {}, got {n}", self.limits.max_batch),
+                ))
+            }
+            n => n,
+        };
+        let (records, next) = c.scroll(r.after, limit, r.with_payload, r.with_vector);
+        Ok(Response::new(pb::ScrollResponse {
+            points: records.into_iter().map(pb::RetrievedPoint::from).collect(),
+            next,
+        }))
+    }
+}

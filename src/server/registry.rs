@@ -1,0 +1,257 @@
+//! The collections of a data directory, by name.
+//!
+//! Layout: `DATA/collections/<name>/` holds one collection. Every collection
+//! is opened when the registry opens. Dropping renames the directory to a
+//! hidden `.dropped-*` name first (atomic, so a crash never leaves a half
+//! deleted collection that would be reopened), then removes it; leftovers of
+//! interrupted drops are removed at the next open.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::collection::{Collection, CollectionConfig, CollectionError, CONFIG_FILE};
+
+/// Sub-directory of the data directory that holds the collections.
+pub const COLLECTIONS_DIR: &str = "collections";
+/// Longest collection name.
+pub const MAX_NAME_LEN: usize = 64;
+const DROPPED_PREFIX: &str = ".dropped-";
+
+/// What can go wrong managing collections by name.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// A collection name is not 1..=64 characters of `[A-Za-z0-9_-]`.
+    #[error("{field}: invalid collection name {name:?}: {reason}")]
+    InvalidName {
+        /// The request field that carried the name.
+        field: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+    /// No collection has this name.
+    #[error("collection {0:?} not found")]
+    UnknownCollection(String),
+    /// A collection with this name exists already.
+    #[error("collection {0:?} already exists")]
+    AlreadyExists(String),
+    /// Opening, creating or closing the collection failed.
+    #[error("collection {name:?}: {source}")]
+    Collection {
+        name: String,
+        #[source]
+        source: CollectionError,
+    },
+    /// File-system work on the data directory failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias of the registry.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// Checks a collection name; `field` names the request field in the error.
+pub fn validate_name(field: &'static str, name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "must not be empty"
+    } else if name.len() > MAX_NAME_LEN {
+        "must be at most 64 characters"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        "may only contain A-Z, a-z, 0-9, '_' and '-'"
+    } else {
+        return Ok(());
+    };
+    Err(RegistryError::InvalidName {
+        field,
+        name: name.to_string(),
+        reason,
+    })
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Open collections by name.
+#[derive(Debug)]
+pub struct Registry {
+    root: PathBuf,
+    collections: RwLock<BTreeMap<String, Arc<Collection>>>,
+    /// Serialises create and drop (they touch the file system).
+    admin: Mutex<()>,
+}
+
+impl Registry {
+    /// Opens every collection under `data/collections/`, creating the
+    /// directories if needed.
+    pub fn open(data: &Path) -> Result<Registry> {
+        let root = data.join(COLLECTIONS_DIR);
+        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        let mut collections = BTreeMap::new();
+        for entry in std::fs::read_dir(&root).map_err(io(&root))? {
+            let entry = entry.map_err(io(&root))?;
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                tracing::warn!(path = %path.display(), "skipping non-UTF-8 entry");
+                continue;
+            };
+            if name.starts_with(DROPPED_PREFIX) {
+                std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                continue;
+            }
+            if validate_name("name", &name).is_err() || !path.join(CONFIG_FILE).is_file() {
+                tracing::warn!(path = %path.display(), "skipping: not a collection directory");
+                continue;
+            }
+            let c = Collection::open(&path).map_err(|source| RegistryError::Collection {
+                name: name.clone(),
+                source,
+            })?;
+            tracing::info!(collection = %name, points = c.count(), "opened collection");
+            collections.insert(name, c);
+        }
+        Ok(Registry {
+            root,
+            collections: RwLock::new(collections),
+            admin: Mutex::new(()),
+        })
+    }
+
+    /// The collection called `name`.
+    pub fn get(&self, name: &str) -> Result<Arc<Collection>> {
+        self.collections
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RegistryError::UnknownCollection(name.to_string()))
+    }
+
+    /// Names of all collections, ascending.
+    pub fn names(&self) -> Vec<String> {
+        self.collections.read().keys().cloned().collect()
+    }
+
+    /// Creates the collection `name` (blocking file-system work).
+    pub fn create(&self, name: &str, config: CollectionConfig) -> Result<Arc<Collection>> {
+        validate_name("name", name)?;
+        let _admin = self.admin.lock();
+        if self.collections.read().contains_key(name) {
+            return Err(RegistryError::AlreadyExists(name.to_string()));
+        }
+        let dir = self.root.join(name);
+        if dir.exists() {
+            // A directory we did not open (not a collection, or a failed create).
+            return Err(RegistryError::AlreadyExists(name.to_string()));
+        }
+        let c = match Collection::create(&dir, config) {
+            Ok(c) => c,
+            Err(source) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(match source {
+                    CollectionError::AlreadyExists(_) => {
+                        RegistryError::AlreadyExists(name.to_string())
+                    }
+                    source => RegistryError::Collection {
+                        name: name.to_string(),
+                        source,
+                    },
+                });
+            }
+        };
+        self.collections.write().insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Drops the collection `name`: closes it and deletes its directory
+    /// (blocking). Requests still holding the collection finish against it.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        validate_name("name", name)?;
+        let _admin = self.admin.lock();
+        let c = self
+            .collections
+            .write()
+            .remove(name)
+            .ok_or_else(|| RegistryError::UnknownCollection(name.to_string()))?;
+        if let Err(e) = c.close() {
+            tracing::warn!(collection = %name, error = %e, "close before drop failed");
+        }
+        let dir = self.root.join(name);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let grave = self.root.join(format!("{DROPPED_PREFIX}{name}-{nanos}"));
+        std::fs::rename(&dir, &grave).map_err(io(&dir))?;
+        drop(c);
+        std::fs::remove_dir_all(&grave).map_err(io(&grave))?;
+        Ok(())
+    }
+
+    /// Closes every collection (waits for checkpoints, syncs the WAL).
+    /// Returns the first error after trying them all.
+    pub fn close_all(&self) -> Result<()> {
+        let mut first = None;
+        for (name, c) in self.collections.read().iter() {
+            if let Err(source) = c.close() {
+                tracing::error!(collection = %name, error = %source, "close failed");
+                first.get_or_insert(RegistryError::Collection {
+                    name: name.clone(),
+                    source,
+                });
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distance::Metric;
+
+    #[test]
+    fn names_are_validated() {
+        for ok in ["a", "docs_v2", "A-9", &"x".repeat(64)] {
+            assert!(validate_name("name", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "../x", "é", ".dropped-x", &"x".repeat(65)] {
+            assert!(validate_name("name", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn create_drop_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = Registry::open(tmp.path()).unwrap();
+        reg.create("a", CollectionConfig::new(2, Metric::L2))
+            .unwrap();
+        reg.create("b", CollectionConfig::new(3, Metric::L2))
+            .unwrap();
+        assert!(matches!(
+            reg.create("a", CollectionConfig::new(2, Metric::L2)),
+            Err(RegistryError::AlreadyExists(_))
+        ));
+        reg.drop_collection("b").unwrap();
+        assert!(matches!(
+            reg.get("b"),
+            Err(RegistryError::UnknownCollection(_))
+        ));
+        reg.close_all().unwrap();
+        drop(reg);
+        let reg = Registry::open(tmp.path()).unwrap();
+        assert_eq!(reg.names(), ["a"]);
+        assert_eq!(reg.get("a").unwrap().config().dim, 2);
+    }
+}
