@@ -513,3 +513,92 @@ async fn serve_crud_search_errors_and_restart() {
     assert_eq!(got[0].payload, payload(5));
     assert_eq!(server.stop().code(), Some(0));
 }
+
+/// `quiver import` streams a dataset file into a running server and
+/// `quiver query` measures recall against the file's ground truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_then_query_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.fvecs");
+    let queries = dir.path().join("query.fbin");
+    let gt = dir.path().join("gt.ibin");
+    let mut data = quiver::dataset::synthetic::clustered(3050, 16, 9);
+    let q = data.split_off(3000);
+    quiver::dataset::save_vectors(&base, &data).unwrap();
+    quiver::dataset::save_vectors(&queries, &q).unwrap();
+    let truth = quiver::dataset::ground_truth(&data, &q, 10, quiver::distance::Metric::L2).unwrap();
+    quiver::dataset::save_neighbors(&gt, &truth).unwrap();
+
+    let mut server = Server::start(&dir.path().join("data"));
+    let ch = server.connect().await;
+    let addr = server.addr.clone();
+    let run = |args: &[&str]| {
+        Command::new(super::common::quiver_bin())
+            .args(args)
+            .args(["--addr", &addr, "--log", "warn"])
+            .output()
+            .unwrap()
+    };
+    let b = base.display().to_string();
+    // Twice: the second import replaces the same ids (idempotent).
+    for _ in 0..2 {
+        let out = run(&[
+            "import",
+            "--collection",
+            "c",
+            "--input",
+            &b,
+            "--create",
+            "--metric",
+            "l2",
+            "--batch",
+            "700",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let json = dir.path().join("q.json");
+    let (qs, g, j) = (
+        queries.display().to_string(),
+        gt.display().to_string(),
+        json.display().to_string(),
+    );
+    let out = run(&[
+        "query",
+        "--collection",
+        "c",
+        "--queries",
+        &qs,
+        "--gt",
+        &g,
+        "--ef",
+        "200",
+        "--concurrency",
+        "3",
+        "--json",
+        &j,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(report["recall"].as_f64().unwrap() >= 0.99, "{report}");
+    assert_eq!(report["errors"], 0);
+    assert!(report["qps"].as_f64().unwrap() > 0.0);
+    let count = PointsClient::new(ch)
+        .count(pb::CountRequest {
+            collection: "c".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(count.into_inner().count, 3000);
+    // An unknown collection fails with a non-zero exit code and names it.
+    let out = run(&["query", "--collection", "nope", "--queries", &qs]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}

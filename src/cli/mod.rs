@@ -13,6 +13,7 @@ macro_rules! out {
 }
 
 mod bench;
+mod client;
 mod crash_writer;
 mod gt;
 mod index;
@@ -43,6 +44,10 @@ enum Command {
     Index(index::IndexArgs),
     /// Run the gRPC server over a data directory until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// Stream a dataset file into a running server's collection.
+    Import(client::ImportArgs),
+    /// Run queries against a running server: recall, QPS, latency percentiles.
+    Query(client::QueryArgs),
     /// Test helper: write a deterministic workload to a collection until killed.
     #[command(hide = true)]
     CrashWriter(crash_writer::CrashWriterArgs),
@@ -62,6 +67,8 @@ pub fn run() -> ExitCode {
         Command::Index(a) => index::run(a),
         Command::Serve(a) => serve::run(a),
         Command::CrashWriter(a) => crash_writer::run(a),
+        Command::Import(a) => client::import(a),
+        Command::Query(a) => client::query(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,286 @@
+//! `quiver import` and `quiver query`: gRPC clients of a running server for
+//! bulk loads (streamed, idempotent by id) and query runs (recall, QPS,
+//! latency percentiles).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tonic::transport::Channel;
+
+use pb::collections_client::CollectionsClient;
+use pb::points_client::PointsClient;
+use quiver::dataset;
+use quiver::distance::Metric;
+use quiver::server::pb;
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:6334", env = "QUIVER_ADDR")]
+    addr: String,
+    /// Target collection.
+    #[arg(long)]
+    collection: String,
+    /// Dataset file (.fvecs, .bvecs, .fbin, .u8bin, .i8bin, .hdf5).
+    #[arg(long)]
+    input: PathBuf,
+    /// Create the collection first (with the file's dimension); an existing one is reused.
+    #[arg(long, requires = "metric")]
+    create: bool,
+    /// Metric for `--create`: l2 | ip | cosine.
+    #[arg(long)]
+    metric: Option<Metric>,
+    /// Points per streamed batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Import only the first N vectors.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Id of the first vector (row i gets id start_id + i, so re-running is idempotent).
+    #[arg(long, default_value_t = 0)]
+    start_id: u64,
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:6334", env = "QUIVER_ADDR")]
+    addr: String,
+    #[arg(long)]
+    collection: String,
+    /// Query vectors.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Ground truth (.ibin/.ivecs, ids = imported row numbers) for recall.
+    #[arg(long)]
+    gt: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Search beam width (the collection's default when absent).
+    #[arg(long)]
+    ef: Option<u32>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Use only the first N queries.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Write `{"recall", "qps", "p50_us", "p99_us", "errors"}` here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn connect(addr: &str) -> anyhow::Result<Channel> {
+    let uri = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Channel::from_shared(uri.clone())
+        .with_context(|| format!("--addr {addr:?} is not a valid address"))?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {uri}"))
+}
+
+fn status(e: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("server: {:?}: {}", e.code(), e.message())
+}
+
+pub fn import(a: ImportArgs) -> anyhow::Result<()> {
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let data = dataset::load_vectors(&a.input, a.limit)
+        .with_context(|| format!("reading --input {}", a.input.display()))?;
+    runtime()?.block_on(async move {
+        let ch = connect(&a.addr).await?;
+        if a.create {
+            let metric = match a.metric {
+                Some(Metric::L2) => pb::Metric::L2,
+                Some(Metric::InnerProduct) => pb::Metric::InnerProduct,
+                Some(Metric::Cosine) | None => pb::Metric::Cosine,
+            };
+            let req = pb::CreateCollectionRequest {
+                name: a.collection.clone(),
+                dimension: data.dim as u32,
+                metric: metric as i32,
+                ..Default::default()
+            };
+            match CollectionsClient::new(ch.clone()).create(req).await {
+                Ok(_) => tracing::info!(collection = %a.collection, dim = data.dim, "created"),
+                Err(e) if e.code() == tonic::Code::AlreadyExists => {
+                    tracing::info!(collection = %a.collection, "exists; importing into it")
+                }
+                Err(e) => return Err(status(e)),
+            }
+        }
+        let bar = ProgressBar::new(data.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "importing {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let started = Instant::now();
+        let (collection, dim, batch, start_id) =
+            (a.collection.clone(), data.dim, a.batch, a.start_id);
+        let rows = data.len();
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::UpsertRequest>(4);
+        let producer = tokio::spawn(async move {
+            for first in (0..rows).step_by(batch) {
+                let points = (first..(first + batch).min(rows))
+                    .map(|i| pb::Point {
+                        id: start_id + i as u64,
+                        vector: data.data[i * dim..(i + 1) * dim].to_vec(),
+                        payload: Default::default(),
+                    })
+                    .collect();
+                if tx
+                    .send(pb::UpsertRequest {
+                        collection: collection.clone(),
+                        points,
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut acks = PointsClient::new(ch)
+            .max_encoding_message_size(64 << 20)
+            .upsert_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map_err(status)?
+            .into_inner();
+        let mut done = 0u64;
+        while let Some(ack) = acks.message().await.map_err(status)? {
+            done += ack.upserted;
+            bar.set_position(done);
+        }
+        producer.await?;
+        bar.finish_and_clear();
+        if done as usize != rows {
+            bail!("server acknowledged {done} of {rows} points");
+        }
+        let secs = started.elapsed().as_secs_f64();
+        out!(
+            "imported {done} points into {:?} in {secs:.1} s ({:.0} points/s)",
+            a.collection,
+            done as f64 / secs
+        );
+        Ok(())
+    })
+}
+
+pub fn query(a: QueryArgs) -> anyhow::Result<()> {
+    if a.k == 0 || a.concurrency == 0 {
+        bail!("--k and --concurrency must be at least 1");
+    }
+    let queries = Arc::new(
+        dataset::load_vectors(&a.queries, a.limit)
+            .with_context(|| format!("reading --queries {}", a.queries.display()))?,
+    );
+    let gt = match &a.gt {
+        Some(g) => Some(
+            dataset::load_neighbors(g).with_context(|| format!("reading --gt {}", g.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(gt) = &gt {
+        if gt.len() < queries.len() {
+            bail!("--gt has {} rows for {} queries", gt.len(), queries.len());
+        }
+    }
+    let n = queries.len();
+    let (results, lat, errors, secs) = runtime()?.block_on(async {
+        let ch = connect(&a.addr).await?;
+        let next = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..a.concurrency {
+            let (mut client, next, errors, queries) = (PointsClient::new(ch.clone()), next.clone(), errors.clone(), queries.clone());
+            let (collection, k, ef) = (a.collection.clone(), a.k as u32, a.ef);
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= queries.len() {
+                        break mine;
+                    }
+                    let req = pb::SearchRequest { collection: collection.clone(), vector: queries.row(i).to_vec(), k, ef, ..Default::default() };
+                    let t = Instant::now();
+                    match client.search(req).await {
+                        Ok(r) => {
+                            let ids = r.into_inner().hits.iter().map(|h| h.id as u32).collect::<Vec<u32>>();
+                            mine.push((i, ids, t.elapsed().as_secs_f64() * 1e6));
+                        }
+                        Err(e) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                                tracing::warn!(code = ?e.code(), message = e.message(), "search failed");
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        let mut results = vec![Vec::new(); n];
+        let mut lat = Vec::with_capacity(n);
+        for t in tasks {
+            for (i, ids, us) in t.await? {
+                results[i] = ids;
+                lat.push(us);
+            }
+        }
+        anyhow::Ok((results, lat, errors.load(Ordering::Relaxed), started.elapsed().as_secs_f64()))
+    })?;
+    let mut lat = lat;
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            0.0
+        } else {
+            lat[((lat.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    let recall = gt.as_ref().map(|g| dataset::recall_at_k(&results, g, a.k));
+    let report = serde_json::json!({
+        "recall": recall,
+        "qps": lat.len() as f64 / secs,
+        "p50_us": pct(0.5),
+        "p99_us": pct(0.99),
+        "errors": errors,
+    });
+    out!(
+        "{} queries, concurrency {}: recall@{} {}, {:.0} QPS, p50 {:.0} us, p99 {:.0} us, {} errors",
+        n,
+        a.concurrency,
+        a.k,
+        recall.map_or("n/a".to_string(), |r| format!("{r:.4}")),
+        lat.len() as f64 / secs,
+        pct(0.5),
+        pct(0.99),
+        errors
+    );
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing --json {}", p.display()))?;
+    }
+    if errors > 0 {
+        bail!("{errors} of {n} queries failed");
+    }
+    Ok(())
+}
