@@ -450,7 +450,7 @@ fn search_parallel(index: &Hnsw, queries: &VectorSet, k: usize, ef: usize) -> an
     Ok((results, lat, secs))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

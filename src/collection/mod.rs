@@ -534,23 +534,42 @@ impl Collection {
             }
         }
         cands.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut out = Vec::with_capacity(req.k);
-        for (dist, seg, node) in cands {
-            if out.len() == req.k {
-                break;
+        // Keep candidates that are still the current version of their id
+        // (one read of the id map for all of them), then fetch their data.
+        let current: Vec<(PointId, f32, &Arc<Segment>, NodeId)> = {
+            let map = self.map.read();
+            let mut current = Vec::with_capacity(req.k);
+            for (dist, seg, node) in cands {
+                if current.len() == req.k {
+                    break;
+                }
+                let Some(s) = segs.iter().find(|s| s.id == seg) else {
+                    continue;
+                };
+                let Some(id) = s.point_id(node) else { continue };
+                if map.get(&id) == Some(&Loc { seg, node }) {
+                    current.push((id, dist, s, node));
+                }
             }
-            let Some(s) = segs.iter().find(|s| s.id == seg) else {
-                continue;
-            };
-            let Some(id) = s.point_id(node) else { continue };
-            let loc = Loc { seg, node };
-            if self.map.read().get(&id) != Some(&loc) {
-                continue; // replaced or deleted since the graph search
-            }
-            if let Some(r) = self.record(id, loc, dist, req.with_payload, req.with_vector) {
-                out.push(r);
-            }
-        }
+            current
+        };
+        let out = current
+            .into_iter()
+            .map(|(id, distance, s, node)| Record {
+                id,
+                distance,
+                payload: if req.with_payload {
+                    s.payload(node).map(|p| (*p).clone())
+                } else {
+                    None
+                },
+                vector: if req.with_vector {
+                    s.hnsw.vector(node).map(<[f32]>::to_vec)
+                } else {
+                    None
+                },
+            })
+            .collect();
         Ok(out)
     }
 

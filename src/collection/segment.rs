@@ -124,7 +124,7 @@ impl Segment {
         if !self.persisted.load(Ordering::Acquire) {
             self.hnsw
                 .save_with_deleted(&store.path(&self.graph_name()), deleted)?;
-            store.write_file(&self.meta_name(), META_KIND, 1, &self.encode_meta())?;
+            store.write_file(&self.meta_name(), META_KIND, 1, &self.encode_meta()?)?;
             self.persisted.store(true, Ordering::Release);
         }
         for name in [self.graph_name(), self.meta_name()] {
@@ -147,7 +147,9 @@ impl Segment {
         Ok(files)
     }
 
-    fn encode_meta(&self) -> Vec<u8> {
+    /// Ids then payloads, as the meta file holds them. A payload that does
+    /// not serialise is an error, never written as an empty (undecodable) entry.
+    fn encode_meta(&self) -> Result<Vec<u8>> {
         let ids = self.ids.read();
         let payloads = self.payloads.read();
         let mut out = Vec::with_capacity(4 + ids.len() * 12);
@@ -158,14 +160,19 @@ impl Segment {
         for p in payloads.iter() {
             match p {
                 Some(p) => {
-                    let b = serde_json::to_vec(&**p).unwrap_or_default();
+                    let b = serde_json::to_vec(&**p).map_err(|e| {
+                        CollectionError::invalid(
+                            "payload",
+                            format!("cannot encode for checkpoint: {e}"),
+                        )
+                    })?;
                     out.extend_from_slice(&(b.len() as u32).to_le_bytes());
                     out.extend_from_slice(&b);
                 }
                 None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
             }
         }
-        out
+        Ok(out)
     }
 
     /// Opens a checkpointed segment from its three files.

@@ -138,7 +138,7 @@ impl SpannParams {
                 self.replica_candidates, self.replicas
             ));
         }
-        if !(self.eps1 >= 0.0) {
+        if self.eps1.is_nan() || self.eps1 < 0.0 {
             return bad(format!("eps1 must be >= 0, got {}", self.eps1));
         }
         if !(1..=4096).contains(&self.max_posting_pages) {

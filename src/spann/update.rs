@@ -52,7 +52,7 @@ impl Spann {
     /// Each touched posting is rewritten once per batch.
     pub fn insert_batch(&mut self, data: &[f32]) -> Result<Vec<u32>> {
         let dim = self.info.dim;
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(SpannError::Dimension {
                 what: "insert batch".into(),
                 expected: dim,
