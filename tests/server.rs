@@ -15,14 +15,20 @@ use tonic::Code;
 const DIM: usize = 4;
 const N: u64 = 50;
 
-/// A `quiver serve` child process, killed if the test fails.
-struct Server {
+/// A `quiver serve` child process, killed if the test fails (also used by
+/// the `health` and `python_client` modules).
+pub(crate) struct Server {
     child: Option<Child>,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Server {
-    fn start(data: &Path) -> Server {
+    pub(crate) fn start(data: &Path) -> Server {
+        Server::start_with_env(data, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables for the server.
+    pub(crate) fn start_with_env(data: &Path, env: &[(&str, &str)]) -> Server {
         // A free port: bind :0, note it, release it for the server.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -35,6 +41,7 @@ impl Server {
             .arg(data)
             .args(["--addr", &addr])
             .env("QUIVER_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("start quiver serve");
@@ -45,7 +52,7 @@ impl Server {
     }
 
     /// Connects once health says SERVING (within 20 s).
-    async fn connect(&mut self) -> Channel {
+    pub(crate) async fn connect(&mut self) -> Channel {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -74,7 +81,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status (within 20 s).
-    fn stop(mut self) -> ExitStatus {
+    pub(crate) fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let ok = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])

@@ -16,6 +16,7 @@ mod bench;
 mod client;
 mod crash_writer;
 mod gt;
+mod health;
 mod index;
 mod serve;
 
@@ -48,6 +49,8 @@ enum Command {
     Import(client::ImportArgs),
     /// Run queries against a running server: recall, QPS, latency percentiles.
     Query(client::QueryArgs),
+    /// Check a running server's gRPC health: exit 0 when SERVING.
+    Health(health::HealthArgs),
     /// Test helper: write a deterministic workload to a collection until killed.
     #[command(hide = true)]
     CrashWriter(crash_writer::CrashWriterArgs),
@@ -69,6 +72,7 @@ pub fn run() -> ExitCode {
         Command::CrashWriter(a) => crash_writer::run(a),
         Command::Import(a) => client::import(a),
         Command::Query(a) => client::query(a),
+        Command::Health(a) => health::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,266 @@
+//! Checks of `deploy/` (no Docker engine or cluster runs in CI): every YAML
+//! file parses (PyYAML's `safe_load_all`; skipped with a note when PyYAML is
+//! missing, except under CI), the manifests agree with each other and with
+//! the Dockerfile (ports, uid, names, secret keys, probes), and the image's
+//! HEALTHCHECK command, run as written, passes against the real server.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{python_has, quiver_bin};
+use crate::server::Server;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+}
+
+/// The Dockerfile with `\`-continued lines joined.
+fn dockerfile() -> String {
+    read("deploy/Dockerfile").replace("\\\n", " ")
+}
+
+/// The JSON-array command of the Dockerfile's HEALTHCHECK.
+fn healthcheck_cmd() -> Vec<String> {
+    let df = dockerfile();
+    let line = df
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .expect("a HEALTHCHECK instruction");
+    let json = &line[line.find("CMD ").expect("HEALTHCHECK ... CMD [...]") + 4..];
+    serde_json::from_str(json.trim()).expect("HEALTHCHECK CMD in exec (JSON) form")
+}
+
+/// Every document of each YAML file, converted to JSON by PyYAML.
+fn load_yaml(files: &[&str]) -> Vec<Vec<Value>> {
+    let script = "import json, sys, yaml\n\
+        docs = []\n\
+        for p in sys.argv[1:]:\n\
+        \x20   with open(p) as f:\n\
+        \x20       docs.append([d for d in yaml.safe_load_all(f) if d is not None])\n\
+        print(json.dumps(docs))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .args(files.iter().map(|f| root().join(f)))
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "YAML does not parse: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const K8S: [&str; 4] = [
+    "deploy/k8s/kustomization.yaml",
+    "deploy/k8s/secret.yaml",
+    "deploy/k8s/service.yaml",
+    "deploy/k8s/statefulset.yaml",
+];
+
+#[test]
+fn dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
+    let df = dockerfile();
+    let stages: Vec<&str> = df.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(stages.len(), 2, "{stages:?}");
+    assert!(stages[1].contains("debian:bookworm-slim"));
+    assert!(df.contains("--mount=type=cache,target=/usr/local/cargo/registry"));
+    assert!(df.contains("cargo build --release --locked --bin quiver"));
+    for needle in [
+        "QUIVER_DATA=/data",
+        "QUIVER_ADDR=0.0.0.0:6334",
+        "QUIVER_METRICS_ADDR=0.0.0.0:6335",
+        "VOLUME [\"/data\"]",
+        "EXPOSE 6334 6335",
+        "USER 10001:10001",
+        "ENTRYPOINT [\"quiver\"]",
+        "CMD [\"serve\"]",
+    ] {
+        assert!(df.contains(needle), "Dockerfile lacks {needle:?}");
+    }
+    assert_eq!(&healthcheck_cmd()[..2], ["quiver", "health"]);
+    let ignore = read(".dockerignore");
+    for needle in ["target/", "quiver-data/", ".git", "examples/python/generated/"] {
+        assert!(
+            ignore.lines().any(|l| l == needle),
+            ".dockerignore lacks {needle}"
+        );
+    }
+    // Paths cargo needs to build the binary must stay in the context.
+    for kept in ["benches/", "tests/", "proto/", "storage/"] {
+        assert!(
+            !ignore.lines().any(|l| l.starts_with(kept)),
+            ".dockerignore must keep {kept}"
+        );
+    }
+}
+
+/// The image's HEALTHCHECK, as written, with the image's wildcard
+/// QUIVER_ADDR: passes while the server runs, fails once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_healthcheck_command_probes_the_server() {
+    let cmd = healthcheck_cmd();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start(tmp.path());
+    server.connect().await;
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    let probe = move || {
+        Command::new(quiver_bin())
+            .args(&cmd[1..])
+            .env("QUIVER_ADDR", format!("0.0.0.0:{port}"))
+            .env_remove("QUIVER_API_KEY")
+            .output()
+            .unwrap()
+    };
+    let p = probe.clone();
+    let o = tokio::task::spawn_blocking(p).await.unwrap();
+    assert!(
+        o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(server.stop().success());
+    let o = tokio::task::spawn_blocking(probe).await.unwrap();
+    assert!(!o.status.success());
+}
+
+#[test]
+fn compose_file_parses_and_matches_the_image() {
+    if !python_has("yaml") {
+        return;
+    }
+    let docs = load_yaml(&["deploy/docker-compose.yml"]);
+    let compose = &docs[0][0];
+    let svc = &compose["services"]["quiver"];
+    assert_eq!(svc["build"]["context"], "..");
+    let dockerfile = svc["build"]["dockerfile"].as_str().unwrap();
+    assert!(root().join(dockerfile).exists(), "{dockerfile}");
+    assert!(svc["environment"]["QUIVER_API_KEYS"]
+        .as_str()
+        .unwrap()
+        .starts_with("${QUIVER_API_KEYS:?"));
+    let ports: Vec<&str> = svc["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(ports.iter().any(|p| p.ends_with(":6334")), "{ports:?}");
+    assert!(ports.iter().any(|p| p.ends_with(":6335")), "{ports:?}");
+    assert_eq!(svc["volumes"][0], "quiver-data:/data");
+    assert!(compose["volumes"]
+        .as_object()
+        .unwrap()
+        .contains_key("quiver-data"));
+    let test = svc["healthcheck"]["test"].as_array().unwrap();
+    assert!(test[1].as_str().unwrap().contains("quiver health"), "{test:?}");
+    assert!(svc["stop_grace_period"].as_str().is_some());
+}
+
+/// The objects of `docs` of the given kind.
+fn of_kind<'a>(docs: &'a [Vec<Value>], kind: &str) -> Vec<&'a Value> {
+    docs.iter().flatten().filter(|d| d["kind"] == kind).collect()
+}
+
+#[test]
+fn kubernetes_manifests_parse_and_agree() {
+    if !python_has("yaml") {
+        return;
+    }
+    let docs = load_yaml(&K8S);
+    // kustomization lists exactly the other files.
+    let listed: Vec<&str> = docs[0][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let files: Vec<&str> = K8S[1..]
+        .iter()
+        .map(|f| Path::new(f).file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(listed, files);
+
+    let sts = of_kind(&docs, "StatefulSet");
+    assert_eq!(sts.len(), 1);
+    let sts = sts[0];
+    let pod = &sts["spec"]["template"];
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!(&sts["spec"]["selector"]["matchLabels"], labels);
+    let spec = &pod["spec"];
+    assert!(spec["terminationGracePeriodSeconds"].as_u64().unwrap() >= 30);
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+    assert!(dockerfile().contains(&format!(
+        "USER {}:{}",
+        spec["securityContext"]["runAsUser"], spec["securityContext"]["runAsGroup"]
+    )));
+    let c = &spec["containers"][0];
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+    let port_names: Vec<(&str, u64)> = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["containerPort"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(port_names, [("grpc", 6334), ("metrics", 6335)]);
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        assert_eq!(c[probe]["grpc"]["port"], 6334, "{probe}");
+    }
+    // The data volume comes from the claim template.
+    let claim = &sts["spec"]["volumeClaimTemplates"][0];
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/data")
+        .expect("a /data mount");
+    assert_eq!(mount["name"], claim["metadata"]["name"]);
+    assert!(claim["spec"]["resources"]["requests"]["storage"].is_string());
+
+    // Every secret reference resolves; every key of the Secret is used.
+    let secrets = of_kind(&docs, "Secret");
+    let mut used = Vec::new();
+    for e in c["env"].as_array().unwrap() {
+        if let Some(r) = e["valueFrom"].get("secretKeyRef") {
+            let s = secrets
+                .iter()
+                .find(|s| s["metadata"]["name"] == r["name"])
+                .unwrap_or_else(|| panic!("no Secret {}", r["name"]));
+            let key = r["key"].as_str().unwrap();
+            assert!(s["stringData"].get(key).is_some(), "Secret lacks {key}");
+            used.push(e["name"].as_str().unwrap());
+        }
+    }
+    assert_eq!(used, ["QUIVER_API_KEYS", "QUIVER_READ_ONLY_KEYS"]);
+
+    // Services select the pods and target named container ports; the
+    // StatefulSet is governed by the headless one.
+    let services = of_kind(&docs, "Service");
+    assert_eq!(services.len(), 2);
+    for s in &services {
+        assert_eq!(&s["spec"]["selector"], labels);
+        for p in s["spec"]["ports"].as_array().unwrap() {
+            let target = p["targetPort"].as_str().unwrap();
+            let (_, n) = port_names.iter().find(|(n, _)| *n == target).unwrap();
+            assert_eq!(&p["port"], n);
+        }
+    }
+    let headless = services
+        .iter()
+        .find(|s| s["spec"]["clusterIP"] == "None")
+        .expect("a headless Service");
+    assert_eq!(headless["metadata"]["name"], sts["spec"]["serviceName"]);
+}
