@@ -86,7 +86,12 @@ fn dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
     }
     assert_eq!(&healthcheck_cmd()[..2], ["quiver", "health"]);
     let ignore = read(".dockerignore");
-    for needle in ["target/", "quiver-data/", ".git", "examples/python/generated/"] {
+    for needle in [
+        "target/",
+        "quiver-data/",
+        ".git",
+        "examples/python/generated/",
+    ] {
         assert!(
             ignore.lines().any(|l| l == needle),
             ".dockerignore lacks {needle}"
@@ -120,11 +125,7 @@ async fn image_healthcheck_command_probes_the_server() {
     };
     let p = probe.clone();
     let o = tokio::task::spawn_blocking(p).await.unwrap();
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(server.stop().success());
     let o = tokio::task::spawn_blocking(probe).await.unwrap();
     assert!(!o.status.success());
@@ -159,13 +160,19 @@ fn compose_file_parses_and_matches_the_image() {
         .unwrap()
         .contains_key("quiver-data"));
     let test = svc["healthcheck"]["test"].as_array().unwrap();
-    assert!(test[1].as_str().unwrap().contains("quiver health"), "{test:?}");
+    assert!(
+        test[1].as_str().unwrap().contains("quiver health"),
+        "{test:?}"
+    );
     assert!(svc["stop_grace_period"].as_str().is_some());
 }
 
 /// The objects of `docs` of the given kind.
 fn of_kind<'a>(docs: &'a [Vec<Value>], kind: &str) -> Vec<&'a Value> {
-    docs.iter().flatten().filter(|d| d["kind"] == kind).collect()
+    docs.iter()
+        .flatten()
+        .filter(|d| d["kind"] == kind)
+        .collect()
 }
 
 #[test]

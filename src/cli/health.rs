@@ -100,7 +100,10 @@ fn check_error(uri: &str, service: &str, s: Status) -> anyhow::Error {
         Code::Unauthenticated | Code::PermissionDenied => {
             format!("the API key was refused ({})", s.message())
         }
-        Code::Unimplemented => "the server does not implement grpc.health.v1".to_string(),
+        Code::Unimplemented => format!(
+            "the server does not implement grpc.health.v1 ({})",
+            s.message()
+        ),
         Code::Unavailable => format!("unavailable: {}", s.message()),
         Code::DeadlineExceeded | Code::Cancelled => "no answer in time".to_string(),
         code => format!("{code:?}: {}", s.message()),
