@@ -7,4 +7,5 @@ mod common;
 mod fuzz_corpus;
 mod hnsw_real_data;
 mod server;
+mod server_ops;
 mod spann;
