@@ -234,7 +234,11 @@ fn brute_force(q: &[f32], alive: impl Iterator<Item = u64>) -> Vec<f32> {
     d
 }
 
-pub(super) fn assert_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, field: &str) {
+pub(super) fn assert_code<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: Code,
+    field: &str,
+) {
     let e = r.expect_err("expected an error status");
     assert_eq!(e.code(), code, "{e:?}");
     assert!(
@@ -256,13 +260,18 @@ pub(super) async fn reflected_services(
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let auth = api_key.map(|k| format!("Bearer {k}").parse::<tonic::metadata::AsciiMetadataValue>().unwrap());
-    let mut replies = ServerReflectionClient::with_interceptor(ch, move |mut r: tonic::Request<()>| {
-        if let Some(v) = &auth {
-            r.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(r)
-    })
+    let auth = api_key.map(|k| {
+        format!("Bearer {k}")
+            .parse::<tonic::metadata::AsciiMetadataValue>()
+            .unwrap()
+    });
+    let mut replies =
+        ServerReflectionClient::with_interceptor(ch, move |mut r: tonic::Request<()>| {
+            if let Some(v) = &auth {
+                r.metadata_mut().insert("authorization", v.clone());
+            }
+            Ok(r)
+        })
         .server_reflection_info(tokio_stream::iter(vec![req]))
         .await?
         .into_inner();

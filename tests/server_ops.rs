@@ -86,7 +86,10 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
 }
 
 /// The value of the metric line `series` (name and labels exactly).
@@ -123,7 +126,10 @@ fn bad_configuration_is_refused_naming_field_and_source() {
     let e = serve_fails(&["--data", &data], &[("QUIVER_CONFIG", &c)]);
     assert!(e.contains("max_batchs"), "{e}");
     let e = serve_fails(&["--data", &data], &[("QUIVER_MAX_BATCH", "lots")]);
-    assert!(e.contains("QUIVER_MAX_BATCH: expected a whole number"), "{e}");
+    assert!(
+        e.contains("QUIVER_MAX_BATCH: expected a whole number"),
+        "{e}"
+    );
     let e = serve_fails(&["--data", &data, "--log-format", "xml"], &[]);
     assert!(e.contains("--log-format"), "{e}");
     // A non-loopback address without keys is refused unless anonymous is allowed.
@@ -132,19 +138,37 @@ fn bad_configuration_is_refused_naming_field_and_source() {
         &["--data", &data, "--addr", &wide, "--metrics-addr", "off"],
         &[],
     );
-    assert!(e.contains("allow_anonymous") && e.contains("QUIVER_API_KEYS"), "{e}");
+    assert!(
+        e.contains("allow_anonymous") && e.contains("QUIVER_API_KEYS"),
+        "{e}"
+    );
     // An explicitly configured metrics address that cannot be bound is fatal.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = taken.local_addr().unwrap().to_string();
     let e = serve_fails(
-        &["--data", &data, "--addr", &format!("127.0.0.1:{}", free_port())],
+        &[
+            "--data",
+            &data,
+            "--addr",
+            &format!("127.0.0.1:{}", free_port()),
+        ],
         &[("QUIVER_METRICS_ADDR", &taken)],
     );
     assert!(e.contains("metrics") && e.contains(&taken), "{e}");
     // Unreadable TLS files are named.
     let e = serve_fails(
-        &["--data", &data, "--metrics-addr", "off", "--addr", &format!("127.0.0.1:{}", free_port())],
-        &[("QUIVER_TLS_CERT", "/no/cert.pem"), ("QUIVER_TLS_KEY", "/no/key.pem")],
+        &[
+            "--data",
+            &data,
+            "--metrics-addr",
+            "off",
+            "--addr",
+            &format!("127.0.0.1:{}", free_port()),
+        ],
+        &[
+            ("QUIVER_TLS_CERT", "/no/cert.pem"),
+            ("QUIVER_TLS_KEY", "/no/key.pem"),
+        ],
     );
     assert!(e.contains("/no/cert.pem"), "{e}");
 }
@@ -188,7 +212,10 @@ async fn api_keys_guard_every_method_but_health() {
     let ch = server.connect().await;
 
     for bad in [None, Some("wrong-key"), Some("full-key-7f3a9")] {
-        let e = collections(&ch, bad).list(pb::ListCollectionsRequest {}).await.unwrap_err();
+        let e = collections(&ch, bad)
+            .list(pb::ListCollectionsRequest {})
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{bad:?}: {e:?}");
         let e = points(&ch, bad).count(count()).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{bad:?}: {e:?}");
@@ -212,14 +239,24 @@ async fn api_keys_guard_every_method_but_health() {
     // The read-only key reads ...
     let mut cols = collections(&ch, Some(READ));
     let mut pts = points(&ch, Some(READ));
-    assert_eq!(cols.list(pb::ListCollectionsRequest {}).await.unwrap().into_inner().names, ["docs", "tmp"]);
+    assert_eq!(
+        cols.list(pb::ListCollectionsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .names,
+        ["docs", "tmp"]
+    );
     cols.describe(pb::DescribeCollectionRequest {
         name: "docs".into(),
     })
     .await
     .unwrap();
     assert_eq!(pts.count(count()).await.unwrap().into_inner().count, 19);
-    assert_eq!(pts.search(search()).await.unwrap().into_inner().hits[0].id, 3);
+    assert_eq!(
+        pts.search(search()).await.unwrap().into_inner().hits[0].id,
+        3
+    );
     pts.search_batch(pb::SearchBatchRequest {
         collection: "docs".into(),
         queries: vec![pb::SearchQuery {
@@ -246,7 +283,10 @@ async fn api_keys_guard_every_method_but_health() {
     .await
     .unwrap();
     let services = reflected_services(ch.clone(), Some(READ)).await.unwrap();
-    assert!(services.iter().any(|s| s == "quiver.v1.Points"), "{services:?}");
+    assert!(
+        services.iter().any(|s| s == "quiver.v1.Points"),
+        "{services:?}"
+    );
 
     // ... and every write is denied.
     let denied = |r: Result<(), tonic::Status>, what: &str| {
@@ -306,7 +346,11 @@ async fn api_keys_guard_every_method_but_health() {
     let mut with_key = import.to_vec();
     with_key.extend(["--api-key", FULL]);
     let out = cli(&with_key, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let query = [
         "query",
         "--collection",
@@ -317,7 +361,11 @@ async fn api_keys_guard_every_method_but_health() {
         "20",
     ];
     let out = cli(&query, &[("QUIVER_API_KEY", READ)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cli(&query, &[]);
     assert!(!out.status.success());
 
@@ -326,19 +374,25 @@ async fn api_keys_guard_every_method_but_health() {
     let (status, log) = server.stop_with_log();
     assert_eq!(status.code(), Some(0));
     assert!(log.contains("DEBUG"), "{log}");
-    assert!(!log.contains(FULL) && !log.contains(READ), "a key is in the log");
+    assert!(
+        !log.contains(FULL) && !log.contains(READ),
+        "a key is in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_round_trip_and_plaintext_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, &cert_pem).unwrap();
     std::fs::write(&key_path, &key_pem).unwrap();
-    let (c, k) = (cert_path.display().to_string(), key_path.display().to_string());
+    let (c, k) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
     let mut server = Server::start_with(
         &dir.path().join("data"),
         &["--metrics-addr", "off", "--tls-cert", &c],
@@ -355,7 +409,10 @@ async fn tls_round_trip_and_plaintext_is_refused() {
     collections(&ch, None).create(create("docs")).await.unwrap();
     let mut pts = points(&ch, None);
     pts.upsert(upsert(0..10)).await.unwrap();
-    assert_eq!(pts.search(search()).await.unwrap().into_inner().hits[0].id, 3);
+    assert_eq!(
+        pts.search(search()).await.unwrap().into_inner().hits[0].id,
+        3
+    );
 
     // A plaintext client gets nothing.
     let plain = async {
@@ -371,7 +428,10 @@ async fn tls_round_trip_and_plaintext_is_refused() {
             .await
             .map_err(|e| e.to_string())
     };
-    assert!(plain.await.is_err(), "plaintext request succeeded against TLS");
+    assert!(
+        plain.await.is_err(),
+        "plaintext request succeeded against TLS"
+    );
 
     // The query CLI verifies the server with --tls-ca (the address's IP is in the cert).
     let queries = dir.path().join("q.fvecs");
@@ -387,9 +447,22 @@ async fn tls_round_trip_and_plaintext_is_refused() {
             .unwrap()
     };
     let out = run(&["--addr", &server.addr, "--tls-ca", &c]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["--addr", &format!("https://{}", server.addr), "--tls-ca", &c]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "--addr",
+        &format!("https://{}", server.addr),
+        "--tls-ca",
+        &c,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Plaintext from the CLI fails.
     let out = run(&["--addr", &server.addr]);
     assert!(!out.status.success());
@@ -441,7 +514,8 @@ async fn metrics_count_requests_and_describe_collections() {
         assert!(Instant::now() < deadline, "no checkpoint counted:\n{body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let m = |series: &str| metric(&body, series).unwrap_or_else(|| panic!("{series} missing:\n{body}"));
+    let m =
+        |series: &str| metric(&body, series).unwrap_or_else(|| panic!("{series} missing:\n{body}"));
     let search_ok = "quiver_grpc_requests_total{method=\"quiver.v1.Points/Search\",code=\"OK\"}";
     assert_eq!(m(search_ok), 5.0);
     assert_eq!(
@@ -460,7 +534,9 @@ async fn metrics_count_requests_and_describe_collections() {
         m("quiver_grpc_request_duration_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"+Inf\"}"),
         5.0
     );
-    assert!(m("quiver_grpc_request_duration_seconds_sum{method=\"quiver.v1.Points/Search\"}") > 0.0);
+    assert!(
+        m("quiver_grpc_request_duration_seconds_sum{method=\"quiver.v1.Points/Search\"}") > 0.0
+    );
     assert_eq!(m("quiver_collections"), 1.0);
     assert_eq!(m("quiver_collection_points{collection=\"docs\"}"), 200.0);
     assert!(m("quiver_collection_segments{collection=\"docs\"}") >= 2.0);
@@ -564,7 +640,8 @@ async fn requests_over_the_concurrency_limit_are_shed_at_once() {
     };
     assert_eq!(n, 20);
     let (_, body) = http_get(&metrics_addr, "/metrics");
-    let shed = "quiver_grpc_requests_total{method=\"quiver.v1.Points/Count\",code=\"RESOURCE_EXHAUSTED\"}";
+    let shed =
+        "quiver_grpc_requests_total{method=\"quiver.v1.Points/Count\",code=\"RESOURCE_EXHAUSTED\"}";
     assert!(metric(&body, shed).unwrap_or(0.0) >= 1.0, "{body}");
     drop((streams, ch));
     assert_eq!(server.stop().code(), Some(0));
@@ -606,7 +683,12 @@ async fn sigterm_drains_an_open_stream_and_a_restart_finds_its_data() {
     let mut server = Server::start(dir.path());
     let ch = server.connect().await;
     assert_eq!(
-        points(&ch, None).count(count()).await.unwrap().into_inner().count,
+        points(&ch, None)
+            .count(count())
+            .await
+            .unwrap()
+            .into_inner()
+            .count,
         60
     );
     drop(ch);

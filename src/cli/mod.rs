@@ -80,8 +80,7 @@ pub fn run() -> ExitCode {
 /// Logs to stderr under the env-filter `filter`: text lines, or one JSON
 /// object per line.
 pub(crate) fn init_logging(filter: &str, json: bool) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

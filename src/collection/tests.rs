@@ -236,7 +236,10 @@ fn checkpoint_stats_and_wal_bytes_follow_checkpoints() {
     col.checkpoint_all().unwrap();
     let s = col.checkpoint_stats();
     assert_eq!(s.count, 1);
-    assert!(s.total_seconds > 0.0 && s.last_seconds == s.total_seconds, "{s:?}");
+    assert!(
+        s.total_seconds > 0.0 && s.last_seconds == s.total_seconds,
+        "{s:?}"
+    );
     col.checkpoint_all().unwrap();
     assert_eq!(col.checkpoint_stats().count, 2);
     col.close().unwrap();

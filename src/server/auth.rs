@@ -134,7 +134,10 @@ mod tests {
 
     fn auth() -> AuthConfig {
         AuthConfig {
-            api_keys: vec![ApiKey::new("full-1").unwrap(), ApiKey::new("full-2").unwrap()],
+            api_keys: vec![
+                ApiKey::new("full-1").unwrap(),
+                ApiKey::new("full-2").unwrap(),
+            ],
             read_only_keys: vec![ApiKey::new("reader").unwrap()],
             allow_anonymous: false,
         }
@@ -163,14 +166,25 @@ mod tests {
             code(&a, Some("Bearer reader"), Access::Write),
             Some(Code::PermissionDenied)
         );
-        for bad in [None, Some("Bearer"), Some("Bearer "), Some("Basic full-1"), Some("full-1")] {
+        for bad in [
+            None,
+            Some("Bearer"),
+            Some("Bearer "),
+            Some("Basic full-1"),
+            Some("full-1"),
+        ] {
             assert_eq!(
                 code(&a, bad, Access::Read),
                 Some(Code::Unauthenticated),
                 "{bad:?}"
             );
         }
-        for unknown in ["Bearer full-", "Bearer full-12", "Bearer Full-1", "Bearer readerx"] {
+        for unknown in [
+            "Bearer full-",
+            "Bearer full-12",
+            "Bearer Full-1",
+            "Bearer readerx",
+        ] {
             assert_eq!(
                 code(&a, Some(unknown), Access::Read),
                 Some(Code::Unauthenticated),

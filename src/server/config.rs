@@ -217,7 +217,10 @@ impl Layers<'_> {
             winner = Some(parse(items.collect(), &origin)?);
         }
         if let Some(list) = file {
-            let keys = parse(list.iter().map(String::as_str).collect(), &self.file_origin(key))?;
+            let keys = parse(
+                list.iter().map(String::as_str).collect(),
+                &self.file_origin(key),
+            )?;
             winner.get_or_insert(keys);
         }
         Ok(winner)
@@ -292,7 +295,10 @@ impl ServerConfig {
     /// through `env`) and the config file named by `--config` or
     /// `QUIVER_CONFIG`, over the built-in defaults.
     pub fn resolve(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<ServerConfig> {
-        let path = match (&flags.config, env("QUIVER_CONFIG").filter(|v| !v.is_empty())) {
+        let path = match (
+            &flags.config,
+            env("QUIVER_CONFIG").filter(|v| !v.is_empty()),
+        ) {
             (Some(p), _) => Some((p.clone(), "--config")),
             (None, Some(p)) => Some((PathBuf::from(p), "QUIVER_CONFIG")),
             (None, None) => None,
@@ -341,7 +347,11 @@ impl ServerConfig {
 
         let auth = AuthConfig {
             api_keys: l
-                .keys("QUIVER_API_KEYS", "auth.api_keys", f.auth.api_keys.as_deref())?
+                .keys(
+                    "QUIVER_API_KEYS",
+                    "auth.api_keys",
+                    f.auth.api_keys.as_deref(),
+                )?
                 .unwrap_or_default(),
             read_only_keys: l
                 .keys(
@@ -386,7 +396,12 @@ impl ServerConfig {
         let fl = &f.limits;
         let limits = Limits {
             max_batch: l
-                .number("QUIVER_MAX_BATCH", "limits.max_batch", fl.max_batch, within(1, 1 << 24))?
+                .number(
+                    "QUIVER_MAX_BATCH",
+                    "limits.max_batch",
+                    fl.max_batch,
+                    within(1, 1 << 24),
+                )?
                 .unwrap_or(d.max_batch),
             max_search_batch: l
                 .number(
@@ -546,7 +561,10 @@ mod tests {
             [ApiKey::new("env-a").unwrap(), ApiKey::new("env-b").unwrap()]
         );
         assert!(!o.auth.allow_anonymous, "env wins");
-        assert_eq!(o.limits.max_search_batch, Limits::default().max_search_batch);
+        assert_eq!(
+            o.limits.max_search_batch,
+            Limits::default().max_search_batch
+        );
 
         // Without the flag the environment wins; without both, the file.
         let c = ServerConfig::resolve(&with_file(&path), &env(&vars)).unwrap();
@@ -575,9 +593,15 @@ mod tests {
         );
         let (_d, path) = file("addr = \"nope\"\n");
         let e = error(&with_file(&path), &[("QUIVER_ADDR", "127.0.0.1:5")]);
-        assert!(e.contains(": addr: expected an address"), "checked though overridden: {e}");
+        assert!(
+            e.contains(": addr: expected an address"),
+            "checked though overridden: {e}"
+        );
         let e = error(&Flags::default(), &[("QUIVER_MAX_BATCH", "ten")]);
-        assert!(e.starts_with("QUIVER_MAX_BATCH: expected a whole number"), "{e}");
+        assert!(
+            e.starts_with("QUIVER_MAX_BATCH: expected a whole number"),
+            "{e}"
+        );
         let e = error(
             &Flags {
                 addr: Some("localhost".into()),
@@ -587,19 +611,31 @@ mod tests {
         );
         assert!(e.starts_with("--addr: "), "{e}");
         let e = error(&Flags::default(), &[("QUIVER_LOG_FORMAT", "xml")]);
-        assert!(e.starts_with("QUIVER_LOG_FORMAT: ") && e.contains("xml"), "{e}");
+        assert!(
+            e.starts_with("QUIVER_LOG_FORMAT: ") && e.contains("xml"),
+            "{e}"
+        );
         let e = error(&Flags::default(), &[("QUIVER_ALLOW_ANONYMOUS", "maybe")]);
         assert!(e.starts_with("QUIVER_ALLOW_ANONYMOUS: "), "{e}");
         let e = error(&Flags::default(), &[("QUIVER_METRICS_ADDR", "9090")]);
-        assert!(e.starts_with("QUIVER_METRICS_ADDR: ") && e.contains("off"), "{e}");
+        assert!(
+            e.starts_with("QUIVER_METRICS_ADDR: ") && e.contains("off"),
+            "{e}"
+        );
         let e = error(&Flags::default(), &[("QUIVER_TLS_CERT", "/c.pem")]);
         assert!(e.starts_with("tls: cert and key"), "{e}");
-        let e = error(&Flags::default(), &[("QUIVER_READ_ONLY_KEYS", "ok,bad key")]);
+        let e = error(
+            &Flags::default(),
+            &[("QUIVER_READ_ONLY_KEYS", "ok,bad key")],
+        );
         assert!(e.starts_with("QUIVER_READ_ONLY_KEYS: key 2"), "{e}");
         assert!(!e.contains("bad key"), "keys are never printed: {e}");
         let e = error(
             &Flags::default(),
-            &[("QUIVER_API_KEYS", "same"), ("QUIVER_READ_ONLY_KEYS", "same")],
+            &[
+                ("QUIVER_API_KEYS", "same"),
+                ("QUIVER_READ_ONLY_KEYS", "same"),
+            ],
         );
         assert!(e.contains("both") && !e.contains("same"), "{e}");
         let e = error(
@@ -609,7 +645,10 @@ mod tests {
             },
             &[],
         );
-        assert!(e.contains("/no/such/quiver.toml") && e.contains("--config"), "{e}");
+        assert!(
+            e.contains("/no/such/quiver.toml") && e.contains("--config"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -650,7 +689,10 @@ mod tests {
         );
         let c = ServerConfig::resolve(
             &with_file(&path),
-            &env(&[("QUIVER_TLS_KEY", "/run/key.pem"), ("QUIVER_READ_ONLY_KEYS", "r")]),
+            &env(&[
+                ("QUIVER_TLS_KEY", "/run/key.pem"),
+                ("QUIVER_READ_ONLY_KEYS", "r"),
+            ]),
         )
         .unwrap();
         let o = c.options;

@@ -55,19 +55,17 @@ mod tests {
 
     #[test]
     fn every_rpc_of_the_api_is_classified() {
-        let set = prost_types::FileDescriptorSet::decode(super::super::pb::FILE_DESCRIPTOR_SET)
-            .unwrap();
+        let set =
+            prost_types::FileDescriptorSet::decode(super::super::pb::FILE_DESCRIPTOR_SET).unwrap();
         let mut n = 0;
         for file in &set.file {
             for service in &file.service {
                 for method in &service.method {
-                    let path = format!(
-                        "/{}.{}/{}",
-                        file.package(),
-                        service.name(),
-                        method.name()
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    assert!(
+                        classify(&path).0 < METHODS.len(),
+                        "{path} is not in METHODS"
                     );
-                    assert!(classify(&path).0 < METHODS.len(), "{path} is not in METHODS");
                     n += 1;
                 }
             }
@@ -82,6 +80,9 @@ mod tests {
         assert_eq!(classify("/grpc.health.v1.Health/Check").1, Access::Public);
         let (id, access) = classify("/evil.Service/Anything");
         assert_eq!((label(id), access), (OTHER, Access::Write));
-        assert_eq!(label(classify("/quiver.v1.Points/Count").0), "quiver.v1.Points/Count");
+        assert_eq!(
+            label(classify("/quiver.v1.Points/Count").0),
+            "quiver.v1.Points/Count"
+        );
     }
 }

@@ -61,7 +61,9 @@ pub struct RequestMetrics {
 impl Default for RequestMetrics {
     fn default() -> Self {
         RequestMetrics {
-            methods: (0..=METHODS.len()).map(|_| MethodStats::default()).collect(),
+            methods: (0..=METHODS.len())
+                .map(|_| MethodStats::default())
+                .collect(),
             in_flight: AtomicI64::new(0),
         }
     }
@@ -325,7 +327,11 @@ mod tests {
         assert!(!out.contains("Points/Upsert"), "{out}");
         let sum_line = out
             .lines()
-            .find(|l| l.starts_with("quiver_grpc_request_duration_seconds_sum{method=\"quiver.v1.Points/Search\"}"))
+            .find(|l| {
+                l.starts_with(
+                    "quiver_grpc_request_duration_seconds_sum{method=\"quiver.v1.Points/Search\"}",
+                )
+            })
             .unwrap();
         let sum: f64 = sum_line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!((sum - 20.00305).abs() < 1e-9, "{sum_line}");
@@ -337,7 +343,9 @@ mod tests {
         use crate::distance::Metric;
         let tmp = tempfile::tempdir().unwrap();
         let reg = Registry::open(tmp.path()).unwrap();
-        let c = reg.create("docs", CollectionConfig::new(2, Metric::L2)).unwrap();
+        let c = reg
+            .create("docs", CollectionConfig::new(2, Metric::L2))
+            .unwrap();
         c.upsert(
             (0..7)
                 .map(|i| Point {

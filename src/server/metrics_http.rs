@@ -70,7 +70,10 @@ async fn answer(
         r
     };
     if req.uri().path() != PATH {
-        return plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n");
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found; metrics are at /metrics\n",
+        );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
@@ -84,7 +87,9 @@ async fn answer(
         }
     };
     let mut r = Response::new(Full::new(Bytes::from(text)));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(CONTENT_TYPE));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(CONTENT_TYPE),
+    );
     r
 }

@@ -33,10 +33,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use collections::CollectionsService;
-pub use points::PointsService;
 pub use auth::{ApiKey, AuthConfig};
+pub use collections::CollectionsService;
 pub use config::{ConfigError, LogFormat, ServerConfig};
+pub use points::PointsService;
 pub use registry::{Registry, RegistryError};
 pub use tls::{TlsError, TlsFiles};
 
@@ -241,10 +241,10 @@ pub async fn serve(
         let task = metrics_http::spawn(l, requests.clone(), registry.clone());
         (task, at)
     });
-    let metrics_at = metrics_task
-        .as_ref()
-        .and_then(|(_, at)| *at)
-        .map_or_else(|| "off".to_string(), |a| format!("http://{a}{}", metrics_http::PATH));
+    let metrics_at = metrics_task.as_ref().and_then(|(_, at)| *at).map_or_else(
+        || "off".to_string(),
+        |a| format!("http://{a}{}", metrics_http::PATH),
+    );
 
     let gate = gate::GateLayer(Arc::new(gate::GateState {
         auth: opts.auth.clone(),
