@@ -21,8 +21,8 @@ use quiver::dataset;
 use quiver::distance::Metric;
 use quiver::server::pb;
 
-/// How a client command reaches the server.
-#[derive(Args, Clone, Debug)]
+/// How a client command reaches the server (`Debug` hides the key).
+#[derive(Args, Clone)]
 pub struct ConnectArgs {
     /// Server address: HOST:PORT, http://HOST:PORT or https://HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:6334", env = "QUIVER_ADDR")]
@@ -34,6 +34,16 @@ pub struct ConnectArgs {
     /// https. Without it, https:// addresses are checked against the system's roots.
     #[arg(long, env = "QUIVER_TLS_CA", value_name = "PEM")]
     pub tls_ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ConnectArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectArgs")
+            .field("addr", &self.addr)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca", &self.tls_ca)
+            .finish()
+    }
 }
 
 /// Adds the API key (when there is one) to every request.

@@ -87,9 +87,56 @@ struct File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileAuth {
+    #[serde(default, deserialize_with = "secret_list")]
     api_keys: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "secret_list")]
     read_only_keys: Option<Vec<String>>,
     allow_anonymous: Option<bool>,
+}
+
+/// A list of strings whose errors never quote a value (they are keys).
+fn secret_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Vec<String>>, D::Error> {
+    struct Secret(String);
+    impl<'de> Deserialize<'de> for Secret {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Secret, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Secret;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Secret, E> {
+                    Ok(Secret(v.to_string()))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    struct List;
+    impl<'de> serde::de::Visitor<'de> for List {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of strings")
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<Vec<String>, E> {
+            Err(E::custom(
+                "expected a list of strings, like [\"key\"], not a single string",
+            ))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(Secret(k)) = seq.next_element()? {
+                keys.push(k);
+            }
+            Ok(keys)
+        }
+    }
+    d.deserialize_any(List).map(Some)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -467,8 +514,42 @@ fn read_file(path: &Path, origin: &'static str) -> Result<File> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: describe(&text, &e),
     })
+}
+
+/// A TOML error as `line L, column C, key K: message`. The offending line
+/// itself is not quoted (it may hold an API key); its key and section are.
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim();
+    let Some(span) = e.span() else {
+        return message.to_string();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    };
+    let section = before
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']'))
+        .map(str::trim)
+        .filter(|k| is_key(k))
+        .last();
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| is_key(k))
+        .map(|k| match section {
+            Some(s) => format!(", key {s}.{k}"),
+            None => format!(", key {k}"),
+        })
+        .unwrap_or_default();
+    format!("line {line_no}, column {column}{key}: {message}")
 }
 
 #[cfg(test)]
@@ -660,7 +741,8 @@ mod tests {
             ("[tls]\ncertificate = \"c\"\n", "certificate"),
             ("[metrics]\naddr = \"x\"\n", "metrics"),
             ("[limits]\nmax_batch = \"many\"\n", "max_batch"),
-            ("[limits]\nmax_batch = -1\n", "max_batch"),
+            ("[limits]\nmax_batch = -1\n", "limits.max_batch"),
+            ("x = 1\n[auth]\napi_keys = [\"a\"]\n", "x"),
         ] {
             let (_d, path) = file(text);
             let e = error(&with_file(&path), &[]);
@@ -669,6 +751,72 @@ mod tests {
                 "{text:?}: {e}"
             );
         }
+    }
+
+    /// `deploy/quiver.toml` is valid as shipped, and with every `# key = value`
+    /// line uncommented it is still valid and states the real defaults.
+    #[test]
+    fn the_example_file_documents_real_keys_and_defaults() {
+        let example = include_str!("../../deploy/quiver.toml");
+        let (_d, path) = file(example);
+        let c = ServerConfig::resolve(&with_file(&path), &env(&[])).unwrap();
+        assert_eq!(c.options.limits, Limits::default());
+        let mut set = 0;
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    }) =>
+                {
+                    set += 1;
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        assert_eq!(set, 15, "{uncommented}");
+        let (_d, path) = file(&uncommented);
+        let c = ServerConfig::resolve(&with_file(&path), &env(&[])).unwrap();
+        let o = &c.options;
+        let defaults = ServeOptions::default();
+        assert_eq!(o.data, defaults.data);
+        assert_eq!(o.addr, defaults.addr);
+        assert_eq!(
+            o.metrics,
+            MetricsListen::Required(DEFAULT_METRICS_ADDR.parse().unwrap())
+        );
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(o.limits, Limits::default());
+        assert_eq!(o.auth.api_keys.len(), 1);
+        assert!(o.auth.read_only_keys.is_empty() && !o.auth.allow_anonymous);
+        assert!(o.tls.is_some());
+    }
+
+    #[test]
+    fn file_errors_never_quote_a_key() {
+        for text in [
+            "[auth]\napi_keys = \"sekrit-1\"\n",
+            "[auth]\nread_only_keys = [\"sekrit-1\", 5]\n",
+            "[auth]\napi_keys = [\"sekrit-1\" \"b\"]\n",
+            "[auth]\napi_keys = [\"sekrit-1\n",
+            "[auth]\napi_keys = [\n  \"sekrit-1\",\n  \"bad key\",\n]\n",
+        ] {
+            let (_d, path) = file(text);
+            let e = error(&with_file(&path), &[]);
+            assert!(
+                !e.contains("sekrit") && !e.contains("bad key"),
+                "{text:?}: {e}"
+            );
+            assert!(e.contains("auth"), "{e}");
+        }
+        let (_d, path) = file("[auth]\napi_keys = \"sekrit-1\"\n");
+        let e = error(&with_file(&path), &[]);
+        assert!(
+            e.contains("auth.api_keys") && e.contains("list of strings"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -90,10 +90,12 @@ where
             } else {
                 match state.slots.clone().try_acquire_owned() {
                     Ok(p) => Some(p),
-                    Err(_) => return Ok(observer.refuse(Status::resource_exhausted(format!(
+                    Err(_) => {
+                        return Ok(observer.refuse(Status::resource_exhausted(format!(
                         "server busy: {} requests in flight (max_concurrent_requests); retry later",
                         state.max_concurrent
-                    )))),
+                    ))))
+                    }
                 }
             };
             let response = inner.call(req).await?;
