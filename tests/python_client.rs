@@ -51,7 +51,11 @@ async fn python_client_example_runs_against_the_server() {
     // The key is configured on the server and sent by the client, so the
     // bearer-key path is exercised wherever the server enforces keys.
     let key = "python-example-key";
-    let mut server = Server::start_with_env(&tmp.path().join("data"), &[("QUIVER_API_KEYS", key)]);
+    let mut server = Server::start_with(
+        &tmp.path().join("data"),
+        &["--metrics-addr", "off"],
+        &[("QUIVER_API_KEYS", key)],
+    );
     server.connect().await;
     let client = example_dir().join("quiver_client.py");
     let args = |collection: &str| {

@@ -1,68 +1,108 @@
 //! `quiver serve` through the real binary: the gRPC API end to end, error
-//! codes naming the field, and a SIGTERM restart that keeps the data.
+//! codes naming the field, and a SIGTERM restart that keeps the data. The
+//! [`Server`] helper here is shared with `server_ops.rs`.
 
 use std::collections::BTreeMap;
+use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pb::collections_client::CollectionsClient;
 use pb::points_client::PointsClient;
 use quiver::server::pb;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 const DIM: usize = 4;
 const N: u64 = 50;
 
-/// A `quiver serve` child process, killed if the test fails (also used by
-/// the `health` and `python_client` modules).
+/// A free local port: bind :0, note it, release it for the server.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `quiver serve` child process, killed if the test fails. Its stderr
+/// (the log) is collected, and printed if the test panics.
 pub(crate) struct Server {
     child: Option<Child>,
     pub(crate) addr: String,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
+    /// Serves `data` on a free port, without the metrics endpoint.
     pub(crate) fn start(data: &Path) -> Server {
-        Server::start_with_env(data, &[])
+        Server::start_with(data, &["--metrics-addr", "off"], &[])
     }
 
-    /// [`Server::start`] with extra environment variables for the server.
-    pub(crate) fn start_with_env(data: &Path, env: &[(&str, &str)]) -> Server {
-        // A free port: bind :0, note it, release it for the server.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(super::common::quiver_bin())
-            .args(["serve", "--data"])
-            .arg(data)
-            .args(["--addr", &addr])
+    /// Serves `data` on a free port with extra `serve` flags and environment.
+    pub(crate) fn start_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        // An --addr in `args` replaces the free port; clients reach it on loopback.
+        let given = args
+            .iter()
+            .position(|a| *a == "--addr")
+            .map(|i| args[i + 1].replace("0.0.0.0", "127.0.0.1"));
+        let addr = given
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+        let mut cmd = Command::new(super::common::quiver_bin());
+        cmd.args(["serve", "--data"]).arg(data);
+        if given.is_none() {
+            cmd.args(["--addr", &addr]);
+        }
+        let mut child = cmd
+            .args(args)
             .env("QUIVER_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start quiver serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         Server {
             child: Some(child),
             addr,
+            log,
+            reader: Some(reader),
         }
     }
 
-    /// Connects once health says SERVING (within 20 s).
+    /// Everything the server wrote to stderr so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Connects over plaintext once health says SERVING (within 20 s).
     pub(crate) async fn connect(&mut self) -> Channel {
+        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr)).unwrap();
+        self.connect_to(endpoint).await
+    }
+
+    /// Connects through `endpoint` once health says SERVING (within 20 s).
+    pub(crate) async fn connect_to(&mut self, endpoint: Endpoint) -> Channel {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("server exited early: {status}");
+                panic!("server exited early: {status}\n{}", self.log());
             }
-            if let Ok(ch) = Channel::from_shared(format!("http://{}", self.addr))
-                .unwrap()
-                .connect()
-                .await
-            {
+            if let Ok(ch) = endpoint.connect().await {
                 let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
                 let req = tonic_health::pb::HealthCheckRequest {
                     service: "quiver.v1.Points".into(),
@@ -80,25 +120,52 @@ impl Server {
         }
     }
 
-    /// SIGTERM, then the exit status (within 20 s).
-    pub(crate) fn stop(mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
+    /// Sends SIGTERM (the server then drains and exits).
+    pub(crate) fn terminate(&self) {
+        let child = self.child.as_ref().unwrap();
         let ok = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(ok.success());
+    }
+
+    /// The exit status, if the server has exited.
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().unwrap().try_wait().unwrap()
+    }
+
+    /// Waits for the exit status (within 20 s).
+    pub(crate) fn wait(mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = self.exited() {
+                self.child = None;
                 return status;
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("server did not exit within 20 s of SIGTERM");
+                panic!("server did not exit within 20 s\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGTERM, then the exit status (within 20 s).
+    pub(crate) fn stop(self) -> ExitStatus {
+        self.terminate();
+        self.wait()
+    }
+
+    /// SIGTERM, then the exit status and the whole log.
+    pub(crate) fn stop_with_log(mut self) -> (ExitStatus, String) {
+        let reader = self.reader.take();
+        let log = self.log.clone();
+        let status = self.stop();
+        if let Some(r) = reader {
+            let _ = r.join();
+        }
+        let log = log.lock().unwrap().clone();
+        (status, log)
     }
 }
 
@@ -108,10 +175,13 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if std::thread::panicking() {
+            eprintln!("server log:\n{}", self.log());
+        }
     }
 }
 
-fn vector(i: u64) -> Vec<f32> {
+pub(crate) fn vector(i: u64) -> Vec<f32> {
     vec![i as f32, (i % 7) as f32, ((i * 3) % 11) as f32, 1.0]
 }
 
@@ -133,7 +203,7 @@ fn payload(i: u64) -> BTreeMap<String, pb::Value> {
     ])
 }
 
-fn point(i: u64) -> pb::Point {
+pub(crate) fn point(i: u64) -> pb::Point {
     pb::Point {
         id: i,
         vector: vector(i),
@@ -164,7 +234,11 @@ fn brute_force(q: &[f32], alive: impl Iterator<Item = u64>) -> Vec<f32> {
     d
 }
 
-fn assert_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, field: &str) {
+pub(crate) fn assert_code<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: Code,
+    field: &str,
+) {
     let e = r.expect_err("expected an error status");
     assert_eq!(e.code(), code, "{e:?}");
     assert!(
@@ -173,8 +247,11 @@ fn assert_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, fiel
     );
 }
 
-/// Service names listed by gRPC server reflection.
-async fn reflected_services(ch: Channel) -> Vec<String> {
+/// Service names listed by gRPC server reflection, asking with `api_key` if given.
+pub(crate) async fn reflected_services(
+    ch: Channel,
+    api_key: Option<&str>,
+) -> Result<Vec<String>, tonic::Status> {
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
@@ -183,19 +260,25 @@ async fn reflected_services(ch: Channel) -> Vec<String> {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut replies = ServerReflectionClient::new(ch)
+    let auth = api_key.map(|k| {
+        format!("Bearer {k}")
+            .parse::<tonic::metadata::AsciiMetadataValue>()
+            .unwrap()
+    });
+    let mut replies =
+        ServerReflectionClient::with_interceptor(ch, move |mut r: tonic::Request<()>| {
+            if let Some(v) = &auth {
+                r.metadata_mut().insert("authorization", v.clone());
+            }
+            Ok(r)
+        })
         .server_reflection_info(tokio_stream::iter(vec![req]))
-        .await
-        .unwrap()
+        .await?
         .into_inner();
-    let reply = replies
-        .message()
-        .await
-        .unwrap()
-        .expect("a reflection reply");
+    let reply = replies.message().await?.expect("a reflection reply");
     match reply.message_response {
         Some(MessageResponse::ListServicesResponse(l)) => {
-            l.service.into_iter().map(|s| s.name).collect()
+            Ok(l.service.into_iter().map(|s| s.name).collect())
         }
         other => panic!("unexpected reflection reply {other:?}"),
     }
@@ -467,7 +550,7 @@ async fn serve_crud_search_errors_and_restart() {
     );
 
     // Reflection lists the services.
-    let services = reflected_services(ch.clone()).await;
+    let services = reflected_services(ch.clone(), None).await.unwrap();
     for s in [
         "quiver.v1.Collections",
         "quiver.v1.Points",

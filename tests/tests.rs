@@ -10,4 +10,5 @@ mod health;
 mod hnsw_real_data;
 mod python_client;
 mod server;
+mod server_ops;
 mod spann;

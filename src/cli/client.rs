@@ -1,6 +1,7 @@
 //! `quiver import` and `quiver query`: gRPC clients of a running server for
 //! bulk loads (streamed, idempotent by id) and query runs (recall, QPS,
-//! latency percentiles).
+//! latency percentiles). [`ConnectArgs`] and [`connect`] are the one way
+//! client commands reach a server (address, TLS, API key).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,7 +11,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use tonic::transport::Channel;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use pb::collections_client::CollectionsClient;
 use pb::points_client::PointsClient;
@@ -18,11 +21,114 @@ use quiver::dataset;
 use quiver::distance::Metric;
 use quiver::server::pb;
 
+/// How a client command reaches the server (`Debug` hides the key).
+#[derive(Args, Clone)]
+pub struct ConnectArgs {
+    /// Server address: HOST:PORT, http://HOST:PORT or https://HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:6334", env = "QUIVER_ADDR")]
+    pub addr: String,
+    /// API key, sent as `authorization: Bearer <key>`.
+    #[arg(long, env = "QUIVER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// CA certificate (PEM) that signed the server's TLS certificate; implies
+    /// https. Without it, https:// addresses are checked against the system's roots.
+    #[arg(long, env = "QUIVER_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ConnectArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectArgs")
+            .field("addr", &self.addr)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca", &self.tls_ca)
+            .finish()
+    }
+}
+
+/// Adds the API key (when there is one) to every request.
+#[derive(Clone)]
+pub struct BearerAuth(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel whose requests carry the API key.
+pub type Authed = InterceptedService<Channel, BearerAuth>;
+
+/// A connected server.
+#[derive(Clone)]
+pub struct Connection {
+    pub channel: Channel,
+    auth: BearerAuth,
+}
+
+impl Connection {
+    /// The `quiver.v1.Points` client, with the API key and 64 MiB messages.
+    pub fn points(&self) -> PointsClient<Authed> {
+        PointsClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(64 << 20)
+    }
+
+    /// The `quiver.v1.Collections` client, with the API key.
+    pub fn collections(&self) -> CollectionsClient<Authed> {
+        CollectionsClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+}
+
+/// Connects to `c.addr`: TLS for https:// or with `--tls-ca`, plaintext
+/// otherwise; the API key goes with every request of [`Connection`]'s clients.
+pub async fn connect(c: &ConnectArgs) -> anyhow::Result<Connection> {
+    let addr = c.addr.trim();
+    let uri = match (addr.split_once("://"), &c.tls_ca) {
+        (Some(("http", rest)), Some(_)) => format!("https://{rest}"),
+        (Some(_), _) => addr.to_string(),
+        (None, Some(_)) => format!("https://{addr}"),
+        (None, None) => format!("http://{addr}"),
+    };
+    let mut endpoint = Endpoint::from_shared(uri.clone())
+        .with_context(|| format!("--addr {addr:?} is not a valid address"))?;
+    if uri.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new();
+        tls = match &c.tls_ca {
+            Some(ca) => {
+                let pem = std::fs::read(ca)
+                    .with_context(|| format!("reading --tls-ca {}", ca.display()))?;
+                tls.ca_certificate(Certificate::from_pem(pem))
+            }
+            None => tls.with_native_roots(),
+        };
+        endpoint = endpoint
+            .tls_config(tls)
+            .with_context(|| format!("TLS settings for {uri}"))?;
+    }
+    let auth = match &c.api_key {
+        Some(k) => {
+            let value = format!("Bearer {}", k.trim())
+                .parse::<MetadataValue<Ascii>>()
+                .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
+            BearerAuth(Some(value))
+        }
+        None => BearerAuth(None),
+    };
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {uri}"))?;
+    Ok(Connection { channel, auth })
+}
+
 #[derive(Args)]
 pub struct ImportArgs {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:6334", env = "QUIVER_ADDR")]
-    addr: String,
+    #[command(flatten)]
+    conn: ConnectArgs,
     /// Target collection.
     #[arg(long)]
     collection: String,
@@ -48,9 +154,8 @@ pub struct ImportArgs {
 
 #[derive(Args)]
 pub struct QueryArgs {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:6334", env = "QUIVER_ADDR")]
-    addr: String,
+    #[command(flatten)]
+    conn: ConnectArgs,
     #[arg(long)]
     collection: String,
     /// Query vectors.
@@ -81,19 +186,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn connect(addr: &str) -> anyhow::Result<Channel> {
-    let uri = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Channel::from_shared(uri.clone())
-        .with_context(|| format!("--addr {addr:?} is not a valid address"))?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {uri}"))
-}
-
 fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("server: {:?}: {}", e.code(), e.message())
 }
@@ -105,7 +197,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
     let data = dataset::load_vectors(&a.input, a.limit)
         .with_context(|| format!("reading --input {}", a.input.display()))?;
     runtime()?.block_on(async move {
-        let ch = connect(&a.addr).await?;
+        let conn = connect(&a.conn).await?;
         if a.create {
             let metric = match a.metric {
                 Some(Metric::L2) => pb::Metric::L2,
@@ -118,7 +210,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 metric: metric as i32,
                 ..Default::default()
             };
-            match CollectionsClient::new(ch.clone()).create(req).await {
+            match conn.collections().create(req).await {
                 Ok(_) => tracing::info!(collection = %a.collection, dim = data.dim, "created"),
                 Err(e) if e.code() == tonic::Code::AlreadyExists => {
                     tracing::info!(collection = %a.collection, "exists; importing into it")
@@ -159,8 +251,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 }
             }
         });
-        let mut acks = PointsClient::new(ch)
-            .max_encoding_message_size(64 << 20)
+        let mut acks = conn
+            .points()
             .upsert_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
             .map_err(status)?
@@ -206,13 +298,13 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
     }
     let n = queries.len();
     let (results, lat, errors, secs) = runtime()?.block_on(async {
-        let ch = connect(&a.addr).await?;
+        let conn = connect(&a.conn).await?;
         let next = Arc::new(AtomicUsize::new(0));
         let errors = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..a.concurrency {
-            let (mut client, next, errors, queries) = (PointsClient::new(ch.clone()), next.clone(), errors.clone(), queries.clone());
+            let (mut client, next, errors, queries) = (conn.points(), next.clone(), errors.clone(), queries.clone());
             let (collection, k, ef) = (a.collection.clone(), a.k as u32, a.ef);
             tasks.push(tokio::spawn(async move {
                 let mut mine = Vec::new();

@@ -58,17 +58,15 @@ enum Command {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` starts logging itself, once its configuration names the format.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logging(&cli.log, false);
+    }
     let result = match cli.command {
         Command::Bench(a) => bench::run(a),
         Command::Gt(a) => gt::run(a),
         Command::Index(a) => index::run(a),
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(a, &cli.log),
         Command::CrashWriter(a) => crash_writer::run(a),
         Command::Import(a) => client::import(a),
         Command::Query(a) => client::query(a),
@@ -80,6 +78,20 @@ pub fn run() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr under the env-filter `filter`: text lines, or one JSON
+/// object per line.
+pub(crate) fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 

@@ -1,34 +1,63 @@
-//! `quiver serve`: run the gRPC server until SIGINT/SIGTERM.
+//! `quiver serve`: resolve the layered configuration (flags > environment >
+//! TOML file > defaults), start logging in the configured format, run the
+//! gRPC server until SIGINT/SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
 
-use quiver::server::{serve, shutdown_signal, Limits, ServeOptions};
+use quiver::server::config::Flags;
+use quiver::server::{serve, shutdown_signal, LogFormat, ServerConfig};
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Data directory; collections live in `DATA/collections/<name>/`.
-    #[arg(long, env = "QUIVER_DATA", default_value = "./quiver-data")]
-    data: PathBuf,
-    /// Address to listen on.
-    #[arg(long, env = "QUIVER_ADDR", default_value = "127.0.0.1:6334")]
-    addr: SocketAddr,
+    /// TOML config file (see deploy/quiver.toml); flags and environment override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory; collections live in `DATA/collections/<name>/` [env: QUIVER_DATA] [default: ./quiver-data]
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// gRPC address to listen on [env: QUIVER_ADDR] [default: 127.0.0.1:6334]
+    #[arg(long)]
+    addr: Option<String>,
+    /// Prometheus endpoint address, or `off` [env: QUIVER_METRICS_ADDR] [default: 127.0.0.1:6335]
+    #[arg(long)]
+    metrics_addr: Option<String>,
+    /// Log line format: text | json [env: QUIVER_LOG_FORMAT] [default: text]
+    #[arg(long)]
+    log_format: Option<String>,
+    /// TLS certificate chain (PEM) [env: QUIVER_TLS_CERT]
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) [env: QUIVER_TLS_KEY]
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Serve a non-loopback address without API keys [env: QUIVER_ALLOW_ANONYMOUS]
+    #[arg(long)]
+    allow_anonymous: bool,
 }
 
-pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+pub fn run(a: ServeArgs, log_filter: &str) -> anyhow::Result<()> {
+    let flags = Flags {
+        // QUIVER_CONFIG is read by the resolver, like every other variable.
+        config: a.config,
+        data: a.data,
+        addr: a.addr,
+        metrics_addr: a.metrics_addr,
+        log_format: a.log_format,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        allow_anonymous: a.allow_anonymous,
+    };
+    let config = ServerConfig::resolve(&flags, &|name| std::env::var(name).ok())
+        .context("invalid server configuration")?;
+    super::init_logging(log_filter, config.log_format == LogFormat::Json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("quiver-serve")
         .build()
         .context("starting the async runtime")?;
-    let opts = ServeOptions {
-        data: a.data,
-        addr: a.addr,
-        limits: Limits::default(),
-    };
-    runtime.block_on(serve(opts, shutdown_signal()))?;
+    runtime.block_on(serve(config.options, shutdown_signal()))?;
     Ok(())
 }

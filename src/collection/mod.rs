@@ -15,6 +15,7 @@
 //! order); searches take no lock for their duration, only brief read locks
 //! to snapshot the segment list and to check candidates against the id map.
 
+mod activity;
 mod config;
 mod error;
 mod point;
@@ -23,6 +24,7 @@ mod segment;
 #[doc(hidden)]
 pub mod workload;
 
+pub use activity::CheckpointStats;
 pub use config::{CollectionConfig, FsyncPolicy, CONFIG_FILE};
 pub use error::{CollectionError, Result};
 pub use point::{Payload, Point, PointId, Value};
@@ -36,6 +38,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use crate::hnsw::{Hnsw, NodeId};
+use activity::CheckpointCounters;
 use point::{check_vector, encode_payload};
 use quiver_storage::store::Store;
 use quiver_storage::{Lsn, Wal, WalOptions};
@@ -110,6 +113,8 @@ pub struct Collection {
     checkpointing: Mutex<()>,
     /// Background checkpoints, joined by [`Collection::close`].
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Checkpoints committed since open, for [`Collection::checkpoint_stats`].
+    checkpoints: CheckpointCounters,
     me: Weak<Collection>,
 }
 
@@ -173,6 +178,7 @@ impl Collection {
             map: RwLock::new(map),
             checkpointing: Mutex::new(()),
             background: Mutex::new(Vec::new()),
+            checkpoints: CheckpointCounters::default(),
             me: me.clone(),
             config,
         });
@@ -402,6 +408,7 @@ impl Collection {
         }
         store.commit(lsn, files)?;
         let removed = self.wal.truncate_before(Lsn(lsn.0 + 1))?;
+        self.checkpoints.record(started.elapsed());
         tracing::info!(
             dir = %self.dir.display(),
             lsn = lsn.0,
@@ -429,6 +436,16 @@ impl Collection {
             checkpoint_lsn: self.store.lock().manifest().checkpoint_lsn.0,
             last_lsn: self.wal.last_lsn().0,
         }
+    }
+
+    /// Checkpoints committed since the collection was opened, and their time.
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        self.checkpoints.snapshot()
+    }
+
+    /// Bytes in the write-ahead log's files (shrinks when a checkpoint truncates it).
+    pub fn wal_bytes(&self) -> u64 {
+        self.wal.size_bytes()
     }
 
     fn record(

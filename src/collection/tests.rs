@@ -216,3 +216,31 @@ fn invalid_requests_name_the_field() {
             .starts_with("dim:")
     );
 }
+
+#[test]
+fn checkpoint_stats_and_wal_bytes_follow_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let col = Collection::create(dir.path(), config(3, Metric::L2, 1000)).unwrap();
+    assert_eq!(col.checkpoint_stats(), CheckpointStats::default());
+    let empty_wal = col.wal_bytes();
+    let points = (0..50)
+        .map(|i| Point {
+            id: i,
+            vector: vec![i as f32, 1.0, 2.0],
+            payload: None,
+        })
+        .collect();
+    col.upsert(points).unwrap();
+    let written = col.wal_bytes();
+    assert!(written > empty_wal + 50 * 12, "{empty_wal} -> {written}");
+    col.checkpoint_all().unwrap();
+    let s = col.checkpoint_stats();
+    assert_eq!(s.count, 1);
+    assert!(
+        s.total_seconds > 0.0 && s.last_seconds == s.total_seconds,
+        "{s:?}"
+    );
+    col.checkpoint_all().unwrap();
+    assert_eq!(col.checkpoint_stats().count, 2);
+    col.close().unwrap();
+}

@@ -8,21 +8,37 @@
 //! health checks and server reflection. [`serve`] runs until its shutdown
 //! future resolves, then stops accepting, finishes in-flight requests and
 //! closes every collection (WAL synced).
+//!
+//! Operations: `config.rs` layers defaults, a TOML file, the environment and
+//! flags into [`ServeOptions`]; every gRPC request first passes the gate
+//! (`gate.rs`: API keys from `auth.rs`, load shedding, request metrics);
+//! `tls.rs` loads the certificate; `metrics.rs` renders Prometheus text,
+//! served over HTTP by `metrics_http.rs`.
 
+pub mod auth;
 mod collections;
+pub mod config;
 mod convert;
+mod gate;
+pub mod methods;
+pub mod metrics;
+mod metrics_http;
 mod points;
 mod registry;
 mod status;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use auth::{ApiKey, AuthConfig};
 pub use collections::CollectionsService;
+pub use config::{ConfigError, LogFormat, ServerConfig};
 pub use points::PointsService;
 pub use registry::{Registry, RegistryError};
+pub use tls::{TlsError, TlsFiles};
 
 /// Code generated from `proto/quiver/v1/quiver.proto` (messages, clients, servers).
 #[allow(clippy::all, missing_docs)]
@@ -46,6 +62,9 @@ pub struct Limits {
     pub max_dimension: usize,
     /// Largest encoded request or response message, in bytes.
     pub max_message_bytes: usize,
+    /// Most requests served at once (health checks aside); more are refused
+    /// at once with RESOURCE_EXHAUSTED. An open stream counts until it ends.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
@@ -56,8 +75,21 @@ impl Default for Limits {
             max_k: crate::collection::MAX_K,
             max_dimension: 65_535,
             max_message_bytes: 64 << 20,
+            max_concurrent_requests: 1024,
         }
     }
+}
+
+/// Where the Prometheus endpoint listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsListen {
+    /// No metrics endpoint.
+    Off,
+    /// The built-in default address: if it is taken the server logs a
+    /// warning and runs without metrics.
+    BestEffort(SocketAddr),
+    /// A configured address: if it cannot be bound the server does not start.
+    Required(SocketAddr),
 }
 
 /// What `quiver serve` needs to start.
@@ -67,7 +99,29 @@ pub struct ServeOptions {
     pub data: PathBuf,
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// Prometheus endpoint (`GET /metrics`).
+    pub metrics: MetricsListen,
+    /// API keys; none means no checks (allowed only on loopback unless
+    /// `allow_anonymous`).
+    pub auth: AuthConfig,
+    /// Serve TLS with this certificate; plaintext when `None`.
+    pub tls: Option<TlsFiles>,
     pub limits: Limits,
+}
+
+impl Default for ServeOptions {
+    /// `./quiver-data` on `127.0.0.1:6334`, metrics on `127.0.0.1:6335`
+    /// (best effort), no keys, no TLS, default limits.
+    fn default() -> Self {
+        ServeOptions {
+            data: PathBuf::from("./quiver-data"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 6334)),
+            metrics: MetricsListen::BestEffort(SocketAddr::from(([127, 0, 0, 1], 6335))),
+            auth: AuthConfig::default(),
+            tls: None,
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// Why the server could not start or stopped with an error.
@@ -86,6 +140,21 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("binding the metrics endpoint {addr}: {source}")]
+    BindMetrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A non-loopback address without API keys or `allow_anonymous`.
+    #[error(
+        "refusing to serve {addr} without API keys: it is not a loopback address. \
+         Set [auth] api_keys (QUIVER_API_KEYS), or allow_anonymous = true \
+         (QUIVER_ALLOW_ANONYMOUS=true) to serve it unauthenticated"
+    )]
+    Unprotected { addr: SocketAddr },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC transport: {0}")]
@@ -101,6 +170,16 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if !opts.addr.ip().is_loopback() && !opts.auth.enabled() && !opts.auth.allow_anonymous {
+        return Err(ServerError::Unprotected { addr: opts.addr });
+    }
+    if opts.auth.enabled() && opts.tls.is_none() && !opts.addr.ip().is_loopback() {
+        tracing::warn!(addr = %opts.addr, "API keys are checked but TLS is off: keys cross the network in plaintext");
+    }
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &opts.tls {
+        builder = tls.apply(builder)?;
+    }
     let data = opts.data.clone();
     let registry = tokio::task::spawn_blocking(move || Registry::open(&data))
         .await
@@ -142,7 +221,50 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr().unwrap_or(opts.addr);
-    tracing::info!(addr = %local, data = %opts.data.display(), collections = registry.names().len(), "serving");
+
+    let requests = Arc::new(metrics::RequestMetrics::default());
+    let metrics_addr = match opts.metrics {
+        MetricsListen::Off => None,
+        MetricsListen::BestEffort(addr) | MetricsListen::Required(addr) => {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) if matches!(opts.metrics, MetricsListen::BestEffort(_)) => {
+                    tracing::warn!(%addr, error = %e, "metrics endpoint not started (default address unavailable); set metrics_addr to choose one");
+                    None
+                }
+                Err(source) => return Err(ServerError::BindMetrics { addr, source }),
+            }
+        }
+    };
+    let metrics_task = metrics_addr.map(|l| {
+        let at = l.local_addr().ok();
+        let task = metrics_http::spawn(l, requests.clone(), registry.clone());
+        (task, at)
+    });
+    let metrics_at = metrics_task.as_ref().and_then(|(_, at)| *at).map_or_else(
+        || "off".to_string(),
+        |a| format!("http://{a}{}", metrics_http::PATH),
+    );
+
+    let gate = gate::GateLayer(Arc::new(gate::GateState {
+        auth: opts.auth.clone(),
+        slots: Arc::new(tokio::sync::Semaphore::new(
+            opts.limits.max_concurrent_requests,
+        )),
+        max_concurrent: opts.limits.max_concurrent_requests,
+        metrics: requests,
+    }));
+    tracing::info!(
+        addr = %local,
+        tls = opts.tls.is_some(),
+        api_keys = opts.auth.api_keys.len(),
+        read_only_keys = opts.auth.read_only_keys.len(),
+        metrics = %metrics_at,
+        max_concurrent_requests = opts.limits.max_concurrent_requests,
+        data = %opts.data.display(),
+        collections = registry.names().len(),
+        "serving"
+    );
 
     let reporter = health.clone();
     let draining = async move {
@@ -158,7 +280,8 @@ pub async fn serve(
             .set_not_serving::<pb::points_server::PointsServer<PointsService>>()
             .await;
     };
-    tonic::transport::Server::builder()
+    builder
+        .layer(gate)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(collections)
@@ -168,6 +291,9 @@ pub async fn serve(
             draining,
         )
         .await?;
+    if let Some((task, _)) = metrics_task {
+        task.abort();
+    }
 
     let closing = registry.clone();
     tokio::task::spawn_blocking(move || closing.close_all())

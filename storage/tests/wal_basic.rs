@@ -68,6 +68,30 @@ fn segments_rotate_and_truncate_before_drops_whole_segments() {
 }
 
 #[test]
+fn size_bytes_sums_the_segment_files_and_shrinks_on_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts().segment_size(1024)).unwrap();
+    let on_disk = |dir: &std::path::Path| -> u64 {
+        segments(dir)
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
+    let empty = wal.size_bytes();
+    assert_eq!(empty, on_disk(dir.path()));
+    for i in 0..200 {
+        wal.append(i as u8, &payload(i)).unwrap();
+    }
+    let full = wal.size_bytes();
+    assert!(full > empty + 200, "{empty} -> {full}");
+    assert_eq!(full, on_disk(dir.path()));
+    wal.truncate_before(Lsn(190)).unwrap();
+    let truncated = wal.size_bytes();
+    assert!(truncated < full, "{full} -> {truncated}");
+    assert_eq!(truncated, on_disk(dir.path()));
+}
+
+#[test]
 fn concurrent_appenders_get_unique_lsns_and_all_records_replay() {
     let dir = tempfile::tempdir().unwrap();
     let wal =

@@ -275,6 +275,19 @@ impl Wal {
         self.inner.state.lock().segments.len()
     }
 
+    /// Bytes in the log's segment files (what a checkpoint would let
+    /// truncation reclaim). Files that vanish while being measured count 0.
+    pub fn size_bytes(&self) -> u64 {
+        let paths: Vec<PathBuf> = {
+            let st = self.inner.state.lock();
+            st.segments.iter().map(|s| s.path.clone()).collect()
+        };
+        paths
+            .iter()
+            .map(|p| self.inner.backend.len(p).unwrap_or(0))
+            .sum()
+    }
+
     /// What opening found: records, torn tail cut, repair done.
     pub fn open_report(&self) -> &OpenReport {
         &self.report

@@ -1,0 +1,379 @@
+//! Prometheus metrics in the text exposition format (version 0.0.4).
+//!
+//! [`RequestMetrics`] counts requests by method and status code and keeps a
+//! latency histogram per method; the gate records into it with a few atomic
+//! adds (no locks), and the label set is fixed by the method table. The
+//! collection gauges (points, segments, memory-tier size, WAL bytes,
+//! checkpoints) are read from the [`Registry`] at scrape time.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tonic::Code;
+
+use super::methods::{label, MethodId, METHODS};
+use super::registry::Registry;
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// gRPC status code names, indexed by code.
+const CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+#[derive(Default)]
+struct MethodStats {
+    codes: [AtomicU64; CODES.len()],
+    /// Requests per bucket (not cumulative); slower ones only in `count`.
+    buckets: [AtomicU64; BUCKETS.len()],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+/// Request counters and latency histograms of every method.
+pub struct RequestMetrics {
+    /// One per entry of [`METHODS`], then one for other paths.
+    methods: Box<[MethodStats]>,
+    in_flight: AtomicI64,
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        RequestMetrics {
+            methods: (0..=METHODS.len())
+                .map(|_| MethodStats::default())
+                .collect(),
+            in_flight: AtomicI64::new(0),
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestMetrics").finish_non_exhaustive()
+    }
+}
+
+impl RequestMetrics {
+    /// Records a finished request of `method` with its status and latency.
+    pub fn observe(&self, method: MethodId, code: Code, elapsed: Duration) {
+        let m = &self.methods[method.min(METHODS.len())];
+        let code = usize::try_from(code as i32).map_or(2, |c| c.min(CODES.len() - 1));
+        m.codes[code].fetch_add(1, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        if let Some(b) = BUCKETS.iter().position(|&le| secs <= le) {
+            m.buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        m.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        m.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request entered the server (see [`RequestMetrics::finished`]).
+    pub fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request left the server.
+    pub fn finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Appends the request metrics (methods never called are left out).
+    pub fn render(&self, out: &mut String) {
+        header(
+            out,
+            "quiver_grpc_requests_total",
+            "counter",
+            "gRPC requests finished, by method and status code.",
+        );
+        for (id, m) in self.methods.iter().enumerate() {
+            for (code, n) in m.codes.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "quiver_grpc_requests_total{{method=\"{}\",code=\"{}\"}} {n}",
+                        label(id),
+                        CODES[code]
+                    );
+                }
+            }
+        }
+        header(
+            out,
+            "quiver_grpc_request_duration_seconds",
+            "histogram",
+            "Time from receiving a request to the end of its response, by method.",
+        );
+        for (id, m) in self.methods.iter().enumerate() {
+            let count = m.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let method = label(id);
+            let mut cumulative = 0;
+            for (le, n) in BUCKETS.iter().zip(&m.buckets) {
+                cumulative += n.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "quiver_grpc_request_duration_seconds_bucket{{method=\"{method}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let sum = m.sum_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
+            let _ = writeln!(
+                out,
+                "quiver_grpc_request_duration_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}\n\
+                 quiver_grpc_request_duration_seconds_sum{{method=\"{method}\"}} {sum}\n\
+                 quiver_grpc_request_duration_seconds_count{{method=\"{method}\"}} {count}"
+            );
+        }
+        header(
+            out,
+            "quiver_grpc_requests_in_flight",
+            "gauge",
+            "gRPC requests being served now.",
+        );
+        let _ = writeln!(
+            out,
+            "quiver_grpc_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// One gauge (or counter) with a `collection` label per collection.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    values: Vec<(String, f64)>,
+}
+
+/// The whole exposition: build info, request metrics, collection gauges.
+/// Reads each collection's stats (brief locks; run it off the async runtime).
+pub fn render(requests: &RequestMetrics, registry: &Registry) -> String {
+    let mut out = String::with_capacity(8 << 10);
+    header(
+        &mut out,
+        "quiver_build_info",
+        "gauge",
+        "Always 1; the version label is the server's.",
+    );
+    let _ = writeln!(
+        out,
+        "quiver_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    requests.render(&mut out);
+
+    let names = registry.names();
+    header(
+        &mut out,
+        "quiver_collections",
+        "gauge",
+        "Collections open on this server.",
+    );
+    let _ = writeln!(out, "quiver_collections {}", names.len());
+    let family = |name, kind, help| Family {
+        name,
+        kind,
+        help,
+        values: Vec::with_capacity(names.len()),
+    };
+    let mut points = family("quiver_collection_points", "gauge", "Live points.");
+    let mut segments = family(
+        "quiver_collection_segments",
+        "gauge",
+        "Index segments (frozen ones and the active one).",
+    );
+    let mut active = family(
+        "quiver_collection_memory_tier_points",
+        "gauge",
+        "Points in the active memory-tier segment (not yet frozen).",
+    );
+    let mut memory = family(
+        "quiver_collection_index_memory_bytes",
+        "gauge",
+        "Bytes of in-memory index (vectors and graphs of every segment).",
+    );
+    let mut wal = family(
+        "quiver_collection_wal_bytes",
+        "gauge",
+        "Bytes in the write-ahead log's files.",
+    );
+    let mut last_lsn = family(
+        "quiver_collection_last_lsn",
+        "gauge",
+        "Log sequence number of the last write.",
+    );
+    let mut checkpoint_lsn = family(
+        "quiver_collection_checkpoint_lsn",
+        "gauge",
+        "Log sequence number covered by the last checkpoint.",
+    );
+    let mut ckpt_count = family(
+        "quiver_collection_checkpoints_total",
+        "counter",
+        "Checkpoints committed since the server opened the collection.",
+    );
+    let mut ckpt_seconds = family(
+        "quiver_collection_checkpoint_seconds_total",
+        "counter",
+        "Seconds spent in those checkpoints.",
+    );
+    let mut ckpt_last = family(
+        "quiver_collection_last_checkpoint_seconds",
+        "gauge",
+        "Seconds the most recent checkpoint took.",
+    );
+    for name in names {
+        let Ok(c) = registry.get(&name) else {
+            continue; // dropped since the names were read
+        };
+        let s = c.stats();
+        let ckpt = c.checkpoint_stats();
+        points.values.push((name.clone(), s.points as f64));
+        segments.values.push((name.clone(), s.segments as f64));
+        active.values.push((name.clone(), s.active_points as f64));
+        memory
+            .values
+            .push((name.clone(), s.index_memory_bytes as f64));
+        wal.values.push((name.clone(), c.wal_bytes() as f64));
+        last_lsn.values.push((name.clone(), s.last_lsn as f64));
+        checkpoint_lsn
+            .values
+            .push((name.clone(), s.checkpoint_lsn as f64));
+        ckpt_count.values.push((name.clone(), ckpt.count as f64));
+        ckpt_seconds.values.push((name.clone(), ckpt.total_seconds));
+        ckpt_last.values.push((name, ckpt.last_seconds));
+    }
+    for f in [
+        points,
+        segments,
+        active,
+        memory,
+        wal,
+        last_lsn,
+        checkpoint_lsn,
+        ckpt_count,
+        ckpt_seconds,
+        ckpt_last,
+    ] {
+        header(&mut out, f.name, f.kind, f.help);
+        for (collection, v) in f.values {
+            // Collection names are [A-Za-z0-9_-]: nothing to escape.
+            let _ = writeln!(out, "{}{{collection=\"{collection}\"}} {v}", f.name);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::methods::classify;
+
+    #[test]
+    fn requests_render_as_counters_and_cumulative_histograms() {
+        let m = RequestMetrics::default();
+        let (search, _) = classify("/quiver.v1.Points/Search");
+        m.observe(search, Code::Ok, Duration::from_micros(50));
+        m.observe(search, Code::Ok, Duration::from_millis(3));
+        m.observe(search, Code::NotFound, Duration::from_secs(20));
+        let (other, _) = classify("/x.Y/Z");
+        m.observe(other, Code::Unimplemented, Duration::from_micros(1));
+        m.started();
+        let mut out = String::new();
+        m.render(&mut out);
+        for line in [
+            "quiver_grpc_requests_total{method=\"quiver.v1.Points/Search\",code=\"OK\"} 2",
+            "quiver_grpc_requests_total{method=\"quiver.v1.Points/Search\",code=\"NOT_FOUND\"} 1",
+            "quiver_grpc_requests_total{method=\"other\",code=\"UNIMPLEMENTED\"} 1",
+            "quiver_grpc_request_duration_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"0.0001\"} 1",
+            "quiver_grpc_request_duration_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"0.005\"} 2",
+            "quiver_grpc_request_duration_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"10\"} 2",
+            "quiver_grpc_request_duration_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"+Inf\"} 3",
+            "quiver_grpc_request_duration_seconds_count{method=\"quiver.v1.Points/Search\"} 3",
+            "quiver_grpc_requests_in_flight 1",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+        assert!(!out.contains("Points/Upsert"), "{out}");
+        let sum_line = out
+            .lines()
+            .find(|l| {
+                l.starts_with(
+                    "quiver_grpc_request_duration_seconds_sum{method=\"quiver.v1.Points/Search\"}",
+                )
+            })
+            .unwrap();
+        let sum: f64 = sum_line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((sum - 20.00305).abs() < 1e-9, "{sum_line}");
+    }
+
+    #[test]
+    fn collections_render_with_their_stats() {
+        use crate::collection::{CollectionConfig, Point};
+        use crate::distance::Metric;
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = Registry::open(tmp.path()).unwrap();
+        let c = reg
+            .create("docs", CollectionConfig::new(2, Metric::L2))
+            .unwrap();
+        c.upsert(
+            (0..7)
+                .map(|i| Point {
+                    id: i,
+                    vector: vec![i as f32, 1.0],
+                    payload: None,
+                })
+                .collect(),
+        )
+        .unwrap();
+        let out = render(&RequestMetrics::default(), &reg);
+        for line in [
+            "quiver_collections 1",
+            "quiver_collection_points{collection=\"docs\"} 7",
+            "quiver_collection_memory_tier_points{collection=\"docs\"} 7",
+            "quiver_collection_last_lsn{collection=\"docs\"} 1",
+            "quiver_collection_checkpoints_total{collection=\"docs\"} 0",
+            "# TYPE quiver_collection_wal_bytes gauge",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+        let wal: f64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("quiver_collection_wal_bytes{collection=\"docs\"} "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(wal > 7.0 * 8.0, "{wal}");
+        reg.close_all().unwrap();
+    }
+}
