@@ -75,13 +75,14 @@ pub struct QueryArgs {
     json: Option<PathBuf>,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }
 
-async fn connect(addr: &str) -> anyhow::Result<Channel> {
+/// Opens a channel to the server at `addr`; every client command connects through here.
+pub(crate) async fn connect(addr: &str) -> anyhow::Result<Channel> {
     let uri = if addr.contains("://") {
         addr.to_string()
     } else {
@@ -94,7 +95,7 @@ async fn connect(addr: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("connecting to {uri}"))
 }
 
-fn status(e: tonic::Status) -> anyhow::Error {
+pub(crate) fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("server: {:?}: {}", e.code(), e.message())
 }
 

@@ -7,10 +7,13 @@
 //! every error to a gRPC code. The server also answers `grpc.health.v1`
 //! health checks and server reflection. [`serve`] runs until its shutdown
 //! future resolves, then stops accepting, finishes in-flight requests and
-//! closes every collection (WAL synced).
+//! closes every collection (WAL synced). [`OfflineBuild`] fills a new
+//! collection of a data directory without a server (`quiver index
+//! --collection`), for the server to open at its next start.
 
 mod collections;
 mod convert;
+mod offline;
 mod points;
 mod registry;
 mod status;
@@ -21,6 +24,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use collections::CollectionsService;
+pub use convert::NewCollection;
+pub use offline::OfflineBuild;
 pub use points::PointsService;
 pub use registry::{Registry, RegistryError};
 
