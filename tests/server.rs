@@ -16,7 +16,7 @@ const DIM: usize = 4;
 const N: u64 = 50;
 
 /// A `quiver serve` child process, killed if the test fails (also used by
-/// the `health` and `python_client` modules).
+/// the `health`, `python_client`, `load` and `offline_index` modules).
 pub(crate) struct Server {
     child: Option<Child>,
     pub(crate) addr: String,
