@@ -94,7 +94,7 @@ async fn load_runs_bounded_mixed_workloads() {
             "--clients",
             "32",
             "--requests",
-            "4000",
+            "10000",
             "--upsert-ratio",
             "0.2",
             "--batch",
@@ -112,9 +112,9 @@ async fn load_runs_bounded_mixed_workloads() {
     ok(&out);
     let r = report(&json);
     assert_eq!(u(&r, "errors"), 0, "{r}");
-    assert_eq!(u(&r, "requests"), 4000, "{r}");
-    assert_eq!(u(&r, "upserts") + u(&r, "searches"), 4000, "{r}");
-    assert!((600..=1000).contains(&u(&r, "upserts")), "{r}");
+    assert_eq!(u(&r, "requests"), 10_000, "{r}");
+    assert_eq!(u(&r, "upserts") + u(&r, "searches"), 10_000, "{r}");
+    assert!((1_700..=2_300).contains(&u(&r, "upserts")), "{r}");
     assert_eq!(u(&r, "upserted_points"), 5 * u(&r, "upserts"), "{r}");
     assert_eq!(u(&r, "first_id"), 2000, "{r}");
     assert_eq!(count(&ch, "c").await, 2000 + u(&r, "upserted_points"));
