@@ -120,7 +120,10 @@ async fn load_runs_bounded_mixed_workloads() {
     assert_eq!(count(&ch, "c").await, 2000 + u(&r, "upserted_points"));
     assert!(f(&r, "qps") > 0.0 && f(&r, "seconds") > 0.0, "{r}");
     for kind in ["", "search_", "upsert_"] {
-        let (p50, p99) = (f(&r, &format!("{kind}p50_us")), f(&r, &format!("{kind}p99_us")));
+        let (p50, p99) = (
+            f(&r, &format!("{kind}p50_us")),
+            f(&r, &format!("{kind}p99_us")),
+        );
         assert!(p50 > 0.0 && p99 >= p50, "{kind}: {r}");
     }
     let grown = count(&ch, "c").await;
@@ -148,7 +151,10 @@ async fn load_runs_bounded_mixed_workloads() {
     ok(&out);
     let r = report(&json);
     assert!(f(&r, "seconds") < 5.0, "{r}");
-    assert!(u(&r, "requests") > 0 && u(&r, "requests") < 100_000_000, "{r}");
+    assert!(
+        u(&r, "requests") > 0 && u(&r, "requests") < 100_000_000,
+        "{r}"
+    );
     assert_eq!((u(&r, "upserts"), u(&r, "errors")), (0, 0), "{r}");
     assert_eq!(count(&ch, "c").await, grown);
 

@@ -78,10 +78,7 @@ async fn offline_build_matches_online_import() {
     let mut data = quiver::dataset::synthetic::clustered(N + 40, DIM, 21);
     let queries = data.split_off(N);
     quiver::dataset::save_vectors(&base, &data).unwrap();
-    let (b, d) = (
-        base.display().to_string(),
-        data_dir.display().to_string(),
-    );
+    let (b, d) = (base.display().to_string(), data_dir.display().to_string());
 
     // A: online, through the running server.
     let mut server = Server::start(&data_dir);
@@ -125,7 +122,17 @@ async fn offline_build_matches_online_import() {
         "--metric",
     );
     refused(
-        &quiver(&["index", "--base", &b, "--data", &d, "--collection", "c/d", "--metric", "l2"]),
+        &quiver(&[
+            "index",
+            "--base",
+            &b,
+            "--data",
+            &d,
+            "--collection",
+            "c/d",
+            "--metric",
+            "l2",
+        ]),
         "--collection",
     );
     let mut entries: Vec<String> = std::fs::read_dir(data_dir.join("collections"))
@@ -148,7 +155,10 @@ async fn offline_build_matches_online_import() {
         .names;
     assert_eq!(names, ["a", "b"]);
     let (a, bb) = (describe(&ch, "a").await, describe(&ch, "b").await);
-    assert_eq!(a.settings, bb.settings, "offline build uses Create's defaults");
+    assert_eq!(
+        a.settings, bb.settings,
+        "offline build uses Create's defaults"
+    );
     assert_eq!(a.stats.unwrap().points, N as u64);
     let stats = bb.stats.unwrap();
     assert_eq!(stats.points, N as u64);

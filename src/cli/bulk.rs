@@ -60,13 +60,16 @@ impl BulkArgs {
 
 /// The `Create` request a server would get for these flags, so that the
 /// collection's settings (and defaults) are exactly the server's.
-fn create_request(a: &IndexArgs, name: &str, dim: usize) -> anyhow::Result<pb::CreateCollectionRequest> {
+fn create_request(
+    a: &IndexArgs,
+    name: &str,
+    dim: usize,
+) -> anyhow::Result<pb::CreateCollectionRequest> {
     let Some(metric) = a.metric else {
         bail!("--metric is required with --collection");
     };
-    let to_u32 = |flag: &str, v: usize| {
-        u32::try_from(v).with_context(|| format!("{flag} {v} is too large"))
-    };
+    let to_u32 =
+        |flag: &str, v: usize| u32::try_from(v).with_context(|| format!("{flag} {v} is too large"));
     Ok(pb::CreateCollectionRequest {
         name: name.to_string(),
         dimension: to_u32("dimension", dim)?,

@@ -127,10 +127,11 @@ impl Drop for OfflineBuild {
             let _ = c.close();
             drop(c);
             let _ = std::fs::remove_dir_all(&self.staging);
-        } else if self.staging.file_name().is_some_and(|n| {
-            n.to_str()
-                .is_some_and(|n| n.starts_with(BUILDING_PREFIX))
-        }) {
+        } else if self
+            .staging
+            .file_name()
+            .is_some_and(|n| n.to_str().is_some_and(|n| n.starts_with(BUILDING_PREFIX)))
+        {
             // `publish` failed after closing the collection.
             let _ = std::fs::remove_dir_all(&self.staging);
         }
