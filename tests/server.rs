@@ -27,8 +27,9 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// A `quiver serve` child process, killed if the test fails. Its stderr
-/// (the log) is collected, and printed if the test panics.
+/// A `quiver serve` child process, killed if the test fails (also used by
+/// the `health`, `python_client`, `load` and `offline_index` modules). Its
+/// stderr (the log) is collected, and printed if the test panics.
 pub(crate) struct Server {
     child: Option<Child>,
     pub(crate) addr: String,

@@ -8,6 +8,8 @@ mod deploy_files;
 mod fuzz_corpus;
 mod health;
 mod hnsw_real_data;
+mod load;
+mod offline_index;
 mod python_client;
 mod server;
 mod server_ops;

@@ -1,5 +1,6 @@
 //! `quiver index`: build an index over a dataset and write it to disk
-//! (`--index spann`: a directory; `--index hnsw`: one file).
+//! (`--index spann`: a directory; `--index hnsw`: one file). With `--data
+//! DIR --collection NAME` it builds a server collection instead (`bulk.rs`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -58,32 +59,54 @@ impl SpannBuildArgs {
 pub struct IndexArgs {
     /// Base vectors (.fvecs, .bvecs, .fbin, .u8bin, .i8bin, .hdf5).
     #[arg(long)]
-    base: PathBuf,
+    pub(super) base: PathBuf,
     /// Output: a directory for spann, a file for hnsw.
+    #[arg(long, required_unless_present = "data", conflicts_with = "data")]
+    pub(super) out: Option<PathBuf>,
+    /// Build a collection of this server data directory instead of a bare
+    /// index (with --collection); `quiver serve --data DATA` opens it.
+    #[arg(long, requires = "collection")]
+    pub(super) data: Option<PathBuf>,
+    /// Name of the collection to build in --data (refused if it exists).
+    #[arg(long, requires = "data")]
+    pub(super) collection: Option<String>,
+    /// l2 | ip | cosine [default: l2; required with --collection].
     #[arg(long)]
-    out: PathBuf,
-    /// l2 | ip | cosine.
-    #[arg(long, default_value = "l2")]
-    metric: Metric,
-    #[arg(long, value_enum, default_value = "spann")]
-    index: IndexKind,
-    /// HNSW M (of the head graph for spann).
-    #[arg(long, default_value_t = 16)]
-    m: usize,
-    /// HNSW efConstruction.
-    #[arg(long, default_value_t = 200)]
-    ef_construction: usize,
+    pub(super) metric: Option<Metric>,
+    /// hnsw | spann [default: spann; collections are always hnsw].
+    #[arg(long, value_enum)]
+    pub(super) index: Option<IndexKind>,
+    /// HNSW M (of the head graph for spann) [default: 16, the server's default].
+    #[arg(long)]
+    pub(super) m: Option<usize>,
+    /// HNSW efConstruction [default: 200, the server's default].
+    #[arg(long)]
+    pub(super) ef_construction: Option<usize>,
     /// Use only the first N base vectors.
     #[arg(long)]
-    limit: Option<usize>,
+    pub(super) limit: Option<usize>,
     /// Build threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
-    build_threads: usize,
+    pub(super) build_threads: usize,
     #[command(flatten)]
-    spann: SpannBuildArgs,
+    pub(super) spann: SpannBuildArgs,
+    #[command(flatten)]
+    pub(super) bulk: super::bulk::BulkArgs,
 }
 
 pub fn run(a: IndexArgs) -> anyhow::Result<()> {
+    let Some(out) = a.out.clone() else {
+        return super::bulk::run(a);
+    };
+    if a.bulk.is_set() {
+        bail!("--start-id, --batch and --fsync apply only to --data/--collection builds");
+    }
+    let metric = a.metric.unwrap_or(Metric::L2);
+    let defaults = HnswParams::default();
+    let (m, ef_construction) = (
+        a.m.unwrap_or(defaults.m),
+        a.ef_construction.unwrap_or(defaults.ef_construction),
+    );
     let base = dataset::load_vectors(&a.base, a.limit)
         .with_context(|| format!("reading --base {}", a.base.display()))?;
     if base.is_empty() {
@@ -92,14 +115,12 @@ pub fn run(a: IndexArgs) -> anyhow::Result<()> {
     let (n, dim) = (base.len(), base.dim);
     let pool = super::pool(a.build_threads)?;
     let started = Instant::now();
-    match a.index {
+    match a.index.unwrap_or(IndexKind::Spann) {
         IndexKind::Spann => {
-            let params = a.spann.params(a.m, a.ef_construction);
+            let params = a.spann.params(m, ef_construction);
             let index = pool
-                .install(|| {
-                    Spann::build(&a.out, base, a.metric, params, OpenOptions::default(), true)
-                })
-                .with_context(|| format!("building SPANN index in {}", a.out.display()))?;
+                .install(|| Spann::build(&out, base, metric, params, OpenOptions::default(), true))
+                .with_context(|| format!("building SPANN index in {}", out.display()))?;
             let lens = index.posting_lengths();
             out!(
                 "spann: {n} x {dim} in {:.1} s; {} heads ({:.1}%), {} entries ({:.2} per vector), \
@@ -113,25 +134,24 @@ pub fn run(a: IndexArgs) -> anyhow::Result<()> {
                 index.memory_bytes() as f64 / (1 << 20) as f64,
                 100.0 * index.memory_bytes() as f64 / (n * dim * 4) as f64,
                 index.disk_bytes() as f64 / (1 << 20) as f64,
-                a.out.display()
+                out.display()
             );
         }
         IndexKind::Hnsw => {
             let params = HnswParams {
-                m: a.m,
-                ef_construction: a.ef_construction,
-                ..Default::default()
+                m,
+                ef_construction,
+                ..defaults
             };
-            let index =
-                pool.install(|| Hnsw::build_owned(base.data, dim, a.metric, params, true))?;
+            let index = pool.install(|| Hnsw::build_owned(base.data, dim, metric, params, true))?;
             index
-                .save(&a.out)
-                .with_context(|| format!("saving {}", a.out.display()))?;
+                .save(&out)
+                .with_context(|| format!("saving {}", out.display()))?;
             out!(
                 "hnsw: {n} x {dim} in {:.1} s; memory {:.1} MiB -> {}",
                 started.elapsed().as_secs_f64(),
                 index.memory_bytes() as f64 / (1 << 20) as f64,
-                a.out.display()
+                out.display()
             );
         }
     }

@@ -13,11 +13,13 @@ macro_rules! out {
 }
 
 mod bench;
+mod bulk;
 mod client;
 mod crash_writer;
 mod gt;
 mod health;
 mod index;
+mod load;
 mod serve;
 
 use std::process::ExitCode;
@@ -41,7 +43,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Compute exact k-nearest-neighbour ground truth.
     Gt(gt::GtArgs),
-    /// Build an index and write it to disk (a directory for `--index spann`).
+    /// Build an index and write it to disk (a directory for `--index spann`),
+    /// or with `--data --collection` a collection for `quiver serve` to open.
     Index(index::IndexArgs),
     /// Run the gRPC server over a data directory until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
@@ -51,6 +54,8 @@ enum Command {
     Query(client::QueryArgs),
     /// Check a running server's gRPC health: exit 0 when SERVING.
     Health(health::HealthArgs),
+    /// Run a bounded mixed search/upsert load against a running server.
+    Load(load::LoadArgs),
     /// Test helper: write a deterministic workload to a collection until killed.
     #[command(hide = true)]
     CrashWriter(crash_writer::CrashWriterArgs),
@@ -71,6 +76,7 @@ pub fn run() -> ExitCode {
         Command::Import(a) => client::import(a),
         Command::Query(a) => client::query(a),
         Command::Health(a) => health::run(a),
+        Command::Load(a) => load::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -223,13 +223,19 @@ impl From<Record> for pb::RetrievedPoint {
     }
 }
 
-impl From<&CollectionConfig> for pb::CollectionSettings {
-    fn from(c: &CollectionConfig) -> Self {
-        let metric = match c.metric {
+impl From<Metric> for pb::Metric {
+    fn from(m: Metric) -> Self {
+        match m {
             Metric::L2 => pb::Metric::L2,
             Metric::InnerProduct => pb::Metric::InnerProduct,
             Metric::Cosine => pb::Metric::Cosine,
-        };
+        }
+    }
+}
+
+impl From<&CollectionConfig> for pb::CollectionSettings {
+    fn from(c: &CollectionConfig) -> Self {
+        let metric = pb::Metric::from(c.metric);
         let (fsync, fsync_interval_ms) = match c.fsync {
             FsyncPolicy::Always => (pb::FsyncMode::Always, 0),
             FsyncPolicy::IntervalMs(ms) => (pb::FsyncMode::Interval, ms),

@@ -14,6 +14,10 @@
 //! (`gate.rs`: API keys from `auth.rs`, load shedding, request metrics);
 //! `tls.rs` loads the certificate; `metrics.rs` renders Prometheus text,
 //! served over HTTP by `metrics_http.rs`.
+//!
+//! [`OfflineBuild`] fills a new collection of a data directory without a
+//! server (`quiver index --collection`), for the server to open at its
+//! next start.
 
 pub mod auth;
 mod collections;
@@ -23,6 +27,7 @@ mod gate;
 pub mod methods;
 pub mod metrics;
 mod metrics_http;
+mod offline;
 mod points;
 mod registry;
 mod status;
@@ -36,6 +41,8 @@ use std::sync::Arc;
 pub use auth::{ApiKey, AuthConfig};
 pub use collections::CollectionsService;
 pub use config::{ConfigError, LogFormat, ServerConfig};
+pub use convert::NewCollection;
+pub use offline::OfflineBuild;
 pub use points::PointsService;
 pub use registry::{Registry, RegistryError};
 pub use tls::{TlsError, TlsFiles};

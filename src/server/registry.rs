@@ -4,7 +4,9 @@
 //! is opened when the registry opens. Dropping renames the directory to a
 //! hidden `.dropped-*` name first (atomic, so a crash never leaves a half
 //! deleted collection that would be reopened), then removes it; leftovers of
-//! interrupted drops are removed at the next open.
+//! interrupted drops are removed at the next open. Staging directories of
+//! offline builds (`offline.rs`) are skipped while their build runs and
+//! removed once it has died unpublished.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::offline::BUILDING_PREFIX;
 use crate::collection::{Collection, CollectionConfig, CollectionError, CONFIG_FILE};
 
 /// Sub-directory of the data directory that holds the collections.
@@ -85,6 +88,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
     }
 }
 
+/// Removes the staging directory of an offline build (see `offline.rs`)
+/// unless the build is still running, i.e. still holds its directory lock.
+fn remove_abandoned_build(path: &Path) -> Result<()> {
+    match quiver_storage::DirLock::acquire(path) {
+        Ok(lock) => {
+            drop(lock);
+            tracing::info!(path = %path.display(), "removing an interrupted offline build");
+            std::fs::remove_dir_all(path).map_err(io(path))
+        }
+        Err(quiver_storage::Error::Locked { .. }) => {
+            tracing::info!(path = %path.display(), "skipping an offline build in progress");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "skipping: cannot inspect offline build directory");
+            Ok(())
+        }
+    }
+}
+
 /// Open collections by name.
 #[derive(Debug)]
 pub struct Registry {
@@ -110,6 +133,10 @@ impl Registry {
             };
             if name.starts_with(DROPPED_PREFIX) {
                 std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                continue;
+            }
+            if name.starts_with(BUILDING_PREFIX) {
+                remove_abandoned_build(&path)?;
                 continue;
             }
             if validate_name("name", &name).is_err() || !path.join(CONFIG_FILE).is_file() {
@@ -229,6 +256,23 @@ mod tests {
         for bad in ["", "a b", "../x", "é", ".dropped-x", &"x".repeat(65)] {
             assert!(validate_name("name", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn abandoned_offline_builds_are_removed_running_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join(COLLECTIONS_DIR);
+        let dead = root.join(format!("{BUILDING_PREFIX}a-1"));
+        let live = root.join(format!("{BUILDING_PREFIX}b-2"));
+        for d in [&dead, &live] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join(CONFIG_FILE), b"{}").unwrap();
+        }
+        let _running = quiver_storage::DirLock::acquire(&live).unwrap();
+        let reg = Registry::open(tmp.path()).unwrap();
+        assert!(reg.names().is_empty());
+        assert!(!dead.exists());
+        assert!(live.join(CONFIG_FILE).exists());
     }
 
     #[test]
