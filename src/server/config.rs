@@ -535,10 +535,10 @@ fn describe(text: &str, e: &toml::de::Error) -> String {
     };
     let section = before
         .lines()
+        .rev()
         .filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']'))
         .map(str::trim)
-        .filter(|k| is_key(k))
-        .last();
+        .find(|k| is_key(k));
     let line = text.lines().nth(line_no - 1).unwrap_or("");
     let key = line
         .split_once('=')

@@ -187,6 +187,20 @@ pub async fn serve(
     if let Some(tls) = &opts.tls {
         builder = tls.apply(builder)?;
     }
+    // Bound before the (possibly long) WAL replay, so a bad address fails fast.
+    let metrics_listener = match opts.metrics {
+        MetricsListen::Off => None,
+        MetricsListen::BestEffort(addr) | MetricsListen::Required(addr) => {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) if matches!(opts.metrics, MetricsListen::BestEffort(_)) => {
+                    tracing::warn!(%addr, error = %e, "metrics endpoint not started (default address unavailable); set metrics_addr to choose one");
+                    None
+                }
+                Err(source) => return Err(ServerError::BindMetrics { addr, source }),
+            }
+        }
+    };
     let data = opts.data.clone();
     let registry = tokio::task::spawn_blocking(move || Registry::open(&data))
         .await
@@ -230,20 +244,7 @@ pub async fn serve(
     let local = listener.local_addr().unwrap_or(opts.addr);
 
     let requests = Arc::new(metrics::RequestMetrics::default());
-    let metrics_addr = match opts.metrics {
-        MetricsListen::Off => None,
-        MetricsListen::BestEffort(addr) | MetricsListen::Required(addr) => {
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => Some(l),
-                Err(e) if matches!(opts.metrics, MetricsListen::BestEffort(_)) => {
-                    tracing::warn!(%addr, error = %e, "metrics endpoint not started (default address unavailable); set metrics_addr to choose one");
-                    None
-                }
-                Err(source) => return Err(ServerError::BindMetrics { addr, source }),
-            }
-        }
-    };
-    let metrics_task = metrics_addr.map(|l| {
+    let metrics_task = metrics_listener.map(|l| {
         let at = l.local_addr().ok();
         let task = metrics_http::spawn(l, requests.clone(), registry.clone());
         (task, at)
@@ -256,7 +257,9 @@ pub async fn serve(
     let gate = gate::GateLayer(Arc::new(gate::GateState {
         auth: opts.auth.clone(),
         slots: Arc::new(tokio::sync::Semaphore::new(
-            opts.limits.max_concurrent_requests,
+            opts.limits
+                .max_concurrent_requests
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
         )),
         max_concurrent: opts.limits.max_concurrent_requests,
         metrics: requests,
