@@ -11,8 +11,9 @@
 //! truncates the WAL. Reopening loads the checkpointed segments and replays
 //! the WAL after the checkpoint.
 //!
-//! Concurrency: writers are serialised by one mutex (WAL order = apply
-//! order); searches take no lock for their duration, only brief read locks
+//! Concurrency: writers queue their WAL record and apply it under one mutex
+//! (WAL order = apply order) and wait for the fsync outside it, so
+//! concurrent writers share fsyncs (group commit); searches take no lock for their duration, only brief read locks
 //! to snapshot the segment list and to check candidates against the id map.
 
 mod config;
@@ -233,28 +234,45 @@ impl Collection {
             })
             .collect();
         let bytes = record::encode_upsert(dim, &logged);
-        let mut w = self.writer.lock();
-        let lsn = self.wal.append(KIND_UPSERT, &bytes)?;
         let ops = Op::Upsert(
             points
                 .into_iter()
                 .map(|p| (p.id, p.vector, p.payload))
                 .collect(),
         );
-        self.apply(&mut w, ops)?;
-        w.applied = lsn;
-        Ok(lsn)
+        Ok(self.log_and_apply(KIND_UPSERT, &bytes, ops)?.0)
+    }
+
+    /// Queues `bytes` in the WAL and applies `op` under the writer lock (so
+    /// WAL order = apply order), then waits for the WAL acknowledgement
+    /// outside the lock, where concurrent writers' fsyncs merge into one
+    /// (group commit). A write is visible to searches slightly before it
+    /// is acknowledged; if its WAL write fails the caller gets the error and
+    /// the write's fate is unknown (it may survive a restart), as for any
+    /// unacknowledged write.
+    /// Returns the LSN and how many points the write removed (for deletes).
+    fn log_and_apply(&self, kind: u8, bytes: &[u8], op: Op) -> Result<(Lsn, usize)> {
+        let (ticket, removed) = {
+            let mut w = self.writer.lock();
+            let ticket = self.wal.enqueue(&[(kind, bytes)])?;
+            let lsn = ticket.lsn();
+            let before = self.count();
+            self.apply(&mut w, op)?;
+            w.applied = lsn;
+            (ticket, before.saturating_sub(self.count()))
+        };
+        Ok((ticket.wait()?, removed))
     }
 
     /// Deletes `ids` (unknown ids are ignored). Returns the WAL position and
     /// how many points were deleted.
     pub fn delete(&self, ids: &[PointId]) -> Result<(Lsn, usize)> {
-        let mut w = self.writer.lock();
-        let before = self.count();
-        let lsn = self.wal.append(KIND_DELETE, &record::encode_delete(ids))?;
-        self.apply(&mut w, Op::Delete(ids.to_vec()))?;
-        w.applied = lsn;
-        Ok((lsn, before - self.count()))
+        let (lsn, removed) = self.log_and_apply(
+            KIND_DELETE,
+            &record::encode_delete(ids),
+            Op::Delete(ids.to_vec()),
+        )?;
+        Ok((lsn, removed))
     }
 
     /// Applies a logged operation to the in-memory state; the caller holds the writer lock.
