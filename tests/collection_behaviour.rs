@@ -19,6 +19,7 @@ fn req(vector: Vec<f32>, k: usize, ef: usize) -> SearchRequest {
         vector,
         k,
         ef: Some(ef),
+        nprobe: None,
         with_payload: false,
         with_vector: false,
     }

@@ -19,12 +19,14 @@
 mod config;
 mod error;
 mod point;
+mod point_table;
 mod record;
 mod segment;
+mod ssd;
 #[doc(hidden)]
 pub mod workload;
 
-pub use config::{CollectionConfig, FsyncPolicy, CONFIG_FILE};
+pub use config::{CollectionConfig, FsyncPolicy, SsdConfig, CONFIG_FILE};
 pub use error::{CollectionError, Result};
 pub use point::{Payload, Point, PointId, Value};
 
@@ -42,24 +44,31 @@ use quiver_storage::store::Store;
 use quiver_storage::{Lsn, Wal, WalOptions};
 use record::{LoggedPoint, Op, KIND_DELETE, KIND_UPSERT};
 use segment::Segment;
+use ssd::SsdTier;
 
 /// Largest `k` a search may ask for.
 pub const MAX_K: usize = 10_000;
 
-/// Where a point's current version lives.
+/// Where a point's current version lives: a memory segment's node, or
+/// (`seg == SSD`) a vector id of the SSD tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Loc {
     seg: u32,
     node: NodeId,
 }
 
+/// `Loc::seg` of points in the SSD tier (segment ids count up from 1).
+const SSD: u32 = u32::MAX;
+
 /// A search request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SearchRequest {
     pub vector: Vec<f32>,
     pub k: usize,
-    /// Beam width; the collection's `ef_search` when `None`.
+    /// Beam width of the memory tier; the collection's `ef_search` when `None`.
     pub ef: Option<usize>,
+    /// Postings read in the SSD tier; the collection's `ssd.nprobe` when `None`.
+    pub nprobe: Option<usize>,
     pub with_payload: bool,
     pub with_vector: bool,
 }
@@ -93,6 +102,14 @@ pub struct Stats {
     pub segments: usize,
     /// Points in the active memory tier (not yet frozen).
     pub active_points: usize,
+    /// Points in the SSD tier.
+    pub ssd_points: usize,
+    /// Bytes of the SSD tier's files.
+    pub ssd_bytes: u64,
+    /// Frozen segments merged into the SSD tier since open.
+    pub merges: u64,
+    /// Seconds the last merge into the SSD tier took.
+    pub last_merge_seconds: f64,
     pub index_memory_bytes: usize,
     pub checkpoint_lsn: u64,
     pub last_lsn: u64,
@@ -108,6 +125,9 @@ pub struct Collection {
     /// Every segment, oldest first; the last one is active.
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     map: RwLock<BTreeMap<PointId, Loc>>,
+    /// The SSD tier, once the first merge created it (or the manifest names one).
+    ssd: RwLock<Option<Arc<SsdTier>>>,
+    merges: Mutex<(u64, f64)>,
     checkpointing: Mutex<()>,
     /// Background checkpoints, joined by [`Collection::close`].
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -148,13 +168,24 @@ impl Collection {
         let checkpoint = store.manifest().checkpoint_lsn;
 
         let mut segments = Vec::new();
+        let mut ssd = None;
         for f in &store.manifest().files {
             if let Some(id) = segment::parse_del_name(&f.name) {
                 segments.push(Arc::new(Segment::open(&store, id, &f.name)?));
+            } else if ssd::parse_table_name(&f.name).is_some() {
+                let settings = config.ssd.unwrap_or_default();
+                ssd = Some(Arc::new(SsdTier::open(&store, &f.name, settings)?));
             }
         }
         segments.sort_by_key(|s| s.id);
         let mut map = BTreeMap::new();
+        if let Some(t) = &ssd {
+            for (id, slot) in t.live_points() {
+                map.insert(id, Loc { seg: SSD, node: NodeId(slot) });
+            }
+        }
+        // A committed state has one live copy per id; should an id be in
+        // both tiers, the segment (newer data) wins.
         for s in &segments {
             for (id, node) in s.live_points() {
                 map.insert(id, Loc { seg: s.id, node });
@@ -172,6 +203,8 @@ impl Collection {
             }),
             segments: RwLock::new(Arc::new(segments)),
             map: RwLock::new(map),
+            ssd: RwLock::new(ssd),
+            merges: Mutex::new((0, 0.0)),
             checkpointing: Mutex::new(()),
             background: Mutex::new(Vec::new()),
             me: me.clone(),
@@ -308,9 +341,7 @@ impl Collection {
                                 node,
                             },
                         ) {
-                            self.segment(old.seg)
-                                .map(|s| s.hnsw.delete(old.node))
-                                .transpose()?;
+                            self.drop_copy(old)?;
                         }
                     }
                     rest = tail;
@@ -320,12 +351,22 @@ impl Collection {
                 for id in ids {
                     let old = self.map.write().remove(&id);
                     if let Some(old) = old {
-                        self.segment(old.seg)
-                            .map(|s| s.hnsw.delete(old.node))
-                            .transpose()?;
+                        self.drop_copy(old)?;
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes the copy of a point at `loc` (replaced or deleted).
+    fn drop_copy(&self, loc: Loc) -> Result<()> {
+        if loc.seg == SSD {
+            if let Some(t) = self.ssd.read().as_ref() {
+                t.delete(loc.node.0)?;
+            }
+        } else if let Some(s) = self.segment(loc.seg) {
+            s.hnsw.delete(loc.node)?;
         }
         Ok(())
     }
@@ -384,10 +425,15 @@ impl Collection {
         self.checkpoint()
     }
 
-    /// Writes the frozen segments and commits a checkpoint (see [`Collection::checkpoint_all`]).
+    /// Merges the frozen segments into the SSD tier (when the collection has
+    /// one), writes what stays in memory, and commits a checkpoint (see
+    /// [`Collection::checkpoint_all`]).
     pub fn checkpoint(&self) -> Result<()> {
         let _one = self.checkpointing.lock();
         let started = std::time::Instant::now();
+        if let Some(settings) = self.config.ssd {
+            self.merge_frozen(settings)?;
+        }
         let (lsn, frozen): (Lsn, Vec<(Arc<Segment>, RoaringBitmap)>) = {
             let w = self.writer.lock();
             // Frozen segments with no live point left are dropped: nothing maps to them.
@@ -418,7 +464,22 @@ impl Collection {
         for (seg, deleted) in &frozen {
             files.extend(seg.persist(&store, generation, deleted)?);
         }
+        // The SSD snapshot is taken after `lsn` was chosen, so it holds
+        // every write up to `lsn` (and maybe later deletes, which replaying
+        // the WAL after `lsn` repeats harmlessly).
+        let tier = self.ssd.read().clone();
+        let ssd_generation = match &tier {
+            Some(t) => {
+                let (g, entry) = t.persist(&store)?;
+                files.push(entry);
+                Some(g)
+            }
+            None => None,
+        };
         store.commit(lsn, files)?;
+        if let (Some(t), Some(g)) = (&tier, ssd_generation) {
+            t.committed(g)?;
+        }
         let removed = self.wal.truncate_before(Lsn(lsn.0 + 1))?;
         tracing::info!(
             dir = %self.dir.display(),
@@ -431,6 +492,89 @@ impl Collection {
         Ok(())
     }
 
+    /// Moves the points of every frozen segment into the SSD tier (created
+    /// on first use), one segment at a time. Writes and searches continue:
+    /// the SPANN inserts run without the writer lock; then, under one brief
+    /// id-map write lock, each point whose current copy is still that
+    /// segment's node is pointed at its SSD copy (SSD copies of points
+    /// replaced or deleted meanwhile are deleted), and the segment leaves
+    /// the segment list.
+    fn merge_frozen(&self, settings: SsdConfig) -> Result<()> {
+        let frozen: Vec<Arc<Segment>> = {
+            let segs = self.segments.read();
+            segs[..segs.len() - 1].to_vec()
+        };
+        if frozen.is_empty() {
+            return Ok(());
+        }
+        let existing = self.ssd.read().clone();
+        let tier = match existing {
+            Some(t) => t,
+            None => {
+                let t = Arc::new(SsdTier::create(&self.dir, &self.config, settings)?);
+                *self.ssd.write() = Some(t.clone());
+                t
+            }
+        };
+        for seg in frozen {
+            let started = std::time::Instant::now();
+            let live = seg.live_points();
+            let mut ids = Vec::with_capacity(live.len());
+            let mut nodes = Vec::with_capacity(live.len());
+            let mut vectors = Vec::with_capacity(live.len() * self.config.dim);
+            let mut payloads = Vec::with_capacity(live.len());
+            for (id, node) in live {
+                if let Some(v) = seg.hnsw.vector(node) {
+                    ids.push(id);
+                    nodes.push(node);
+                    vectors.extend_from_slice(v);
+                    payloads.push(seg.payload(node));
+                }
+            }
+            let slots = if ids.is_empty() {
+                Vec::new()
+            } else {
+                tier.insert(&ids, &vectors, payloads)?
+            };
+            seg.mark_merged(&nodes, &slots);
+            let mut stale = Vec::new();
+            {
+                let mut map = self.map.write();
+                for ((id, &node), &slot) in ids.iter().zip(&nodes).zip(&slots) {
+                    let here = Loc { seg: seg.id, node };
+                    if map.get(id) == Some(&here) {
+                        map.insert(*id, Loc { seg: SSD, node: NodeId(slot) });
+                    } else {
+                        stale.push(slot);
+                    }
+                }
+            }
+            for slot in stale {
+                tier.delete(slot)?;
+            }
+            {
+                let mut segs = self.segments.write();
+                let kept: Vec<Arc<Segment>> =
+                    segs.iter().filter(|s| s.id != seg.id).cloned().collect();
+                *segs = Arc::new(kept);
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            {
+                let mut m = self.merges.lock();
+                m.0 += 1;
+                m.1 = seconds;
+            }
+            tracing::info!(
+                dir = %self.dir.display(),
+                segment = seg.id,
+                points = slots.len(),
+                seconds,
+                "merged frozen segment into the SSD tier"
+            );
+        }
+        Ok(())
+    }
+
     /// Number of live points.
     pub fn count(&self) -> usize {
         self.map.read().len()
@@ -439,11 +583,18 @@ impl Collection {
     /// Live statistics.
     pub fn stats(&self) -> Stats {
         let segs = self.segments.read().clone();
+        let tier = self.ssd.read().clone();
+        let (merges, last_merge_seconds) = *self.merges.lock();
         Stats {
             points: self.count(),
             segments: segs.len(),
             active_points: segs.last().map_or(0, |s| s.hnsw.live_len()),
-            index_memory_bytes: segs.iter().map(|s| s.hnsw.memory_bytes()).sum(),
+            ssd_points: tier.as_ref().map_or(0, |t| t.len()),
+            ssd_bytes: tier.as_ref().map_or(0, |t| t.disk_bytes()),
+            merges,
+            last_merge_seconds,
+            index_memory_bytes: segs.iter().map(|s| s.hnsw.memory_bytes()).sum::<usize>()
+                + tier.as_ref().map_or(0, |t| t.memory_bytes()),
             checkpoint_lsn: self.store.lock().manifest().checkpoint_lsn.0,
             last_lsn: self.wal.last_lsn().0,
         }
@@ -457,6 +608,25 @@ impl Collection {
         with_payload: bool,
         with_vector: bool,
     ) -> Option<Record> {
+        if loc.seg == SSD {
+            let tier = self.ssd.read().clone()?;
+            let slot = loc.node.0;
+            return Some(Record {
+                id,
+                distance,
+                payload: if with_payload {
+                    tier.payload(slot).map(|p| (*p).clone())
+                } else {
+                    None
+                },
+                vector: if with_vector {
+                    // A read error surfaces as a missing vector rather than failing the request.
+                    tier.vector(slot).ok().flatten()
+                } else {
+                    None
+                },
+            });
+        }
         let seg = self.segment(loc.seg)?;
         Some(Record {
             id,
@@ -544,48 +714,88 @@ impl Collection {
                 format!("must be in 1..=100000, got {ef}"),
             ));
         }
+        let nprobe = req.nprobe.or(self.config.ssd.map(|c| c.nprobe));
+        if let Some(n) = req.nprobe {
+            if n == 0 || n > 100_000 {
+                return Err(CollectionError::invalid(
+                    "nprobe",
+                    format!("must be in 1..=100000, got {n}"),
+                ));
+            }
+        }
         let segs = self.segments.read().clone();
-        let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * segs.len());
+        let tier = self.ssd.read().clone();
+        let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * (segs.len() + 1));
         for s in segs.iter() {
             for n in s.hnsw.search(&req.vector, req.k, ef)? {
                 cands.push((n.distance, s.id, n.id));
             }
         }
+        if let Some(t) = &tier {
+            for (distance, slot) in t.search(&req.vector, req.k, nprobe)? {
+                cands.push((distance, SSD, NodeId(slot)));
+            }
+        }
         cands.sort_by(|a, b| a.0.total_cmp(&b.0));
-        // Keep candidates that are still the current version of their id
-        // (one read of the id map for all of them), then fetch their data.
-        let current: Vec<(PointId, f32, &Arc<Segment>, NodeId)> = {
+        // Keep candidates that are the current copy of their id (one read
+        // of the id map for all of them), each id once. A segment being
+        // merged still answers for points already moved to the SSD tier, so
+        // a search that raced the move finds them in one tier or the other.
+        let current: Vec<(PointId, f32, Loc)> = {
             let map = self.map.read();
+            let mut seen = std::collections::HashSet::with_capacity(req.k);
             let mut current = Vec::with_capacity(req.k);
             for (dist, seg, node) in cands {
                 if current.len() == req.k {
                     break;
                 }
-                let Some(s) = segs.iter().find(|s| s.id == seg) else {
-                    continue;
+                let here = Loc { seg, node };
+                let (id, copy) = if seg == SSD {
+                    match tier.as_ref().and_then(|t| t.point_id(node.0)) {
+                        Some(id) => (id, None),
+                        None => continue,
+                    }
+                } else {
+                    let Some(s) = segs.iter().find(|s| s.id == seg) else {
+                        continue;
+                    };
+                    let Some(id) = s.point_id(node) else { continue };
+                    let copy = s.merged_slot(node).map(|slot| Loc {
+                        seg: SSD,
+                        node: NodeId(slot),
+                    });
+                    (id, copy)
                 };
-                let Some(id) = s.point_id(node) else { continue };
-                if map.get(&id) == Some(&Loc { seg, node }) {
-                    current.push((id, dist, s, node));
+                let is_current = map
+                    .get(&id)
+                    .is_some_and(|l| *l == here || Some(*l) == copy);
+                if is_current && seen.insert(id) {
+                    current.push((id, dist, here));
                 }
             }
             current
         };
         let out = current
             .into_iter()
-            .map(|(id, distance, s, node)| Record {
-                id,
-                distance,
-                payload: if req.with_payload {
-                    s.payload(node).map(|p| (*p).clone())
-                } else {
-                    None
-                },
-                vector: if req.with_vector {
-                    s.hnsw.vector(node).map(<[f32]>::to_vec)
-                } else {
-                    None
-                },
+            .filter_map(|(id, distance, loc)| {
+                if loc.seg == SSD {
+                    return self.record(id, loc, distance, req.with_payload, req.with_vector);
+                }
+                let s = segs.iter().find(|s| s.id == loc.seg)?;
+                Some(Record {
+                    id,
+                    distance,
+                    payload: if req.with_payload {
+                        s.payload(loc.node).map(|p| (*p).clone())
+                    } else {
+                        None
+                    },
+                    vector: if req.with_vector {
+                        s.hnsw.vector(loc.node).map(<[f32]>::to_vec)
+                    } else {
+                        None
+                    },
+                })
             })
             .collect();
         Ok(out)
