@@ -175,6 +175,7 @@ fn recall_across_segments_matches_a_single_index_on_minilm() {
         hnsw: params,
         memory_tier_points: 8_000, // three segments: two frozen (checkpointed), one active
         fsync: FsyncPolicy::Never,
+        ssd: None, // segments stay HNSW files (the SSD tier: collection_tiers.rs)
         ..CollectionConfig::new(base.dim, Metric::Cosine)
     };
     let col = Collection::create(dir.path(), cfg).unwrap();

@@ -3,6 +3,7 @@
 mod cli;
 mod collection_behaviour;
 mod collection_crash;
+mod collection_tiers;
 mod common;
 mod fuzz_corpus;
 mod hnsw_real_data;
