@@ -219,7 +219,7 @@ impl Spann {
                     ),
                 ));
             }
-            let mut heap = BinaryHeap::with_capacity(r + 1);
+            let mut heap = BinaryHeap::with_capacity(r.min(view.len()) + 1);
             for (i, e) in view.iter().enumerate() {
                 let Some(w) = self.versions.word(e.id) else {
                     return Err(SpannError::corrupt(
