@@ -9,3 +9,4 @@ mod fuzz_corpus;
 mod hnsw_real_data;
 mod server;
 mod spann;
+mod spann_concurrent;
