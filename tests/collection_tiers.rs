@@ -53,7 +53,7 @@ fn points_move_to_the_ssd_tier_and_stay_correct_across_reopen() {
     let mut col = Collection::create(dir.path(), cfg).unwrap();
     let mut rng = SmallRng::seed_from_u64(7);
     let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
-    let mut check = |col: &Collection, model: &BTreeMap<u64, Vec<f32>>, rng: &mut SmallRng| {
+    let check = |col: &Collection, model: &BTreeMap<u64, Vec<f32>>, rng: &mut SmallRng| {
         assert_eq!(col.count(), model.len());
         for _ in 0..20 {
             let q: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();

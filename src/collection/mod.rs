@@ -507,15 +507,6 @@ impl Collection {
         if frozen.is_empty() {
             return Ok(());
         }
-        let existing = self.ssd.read().clone();
-        let tier = match existing {
-            Some(t) => t,
-            None => {
-                let t = Arc::new(SsdTier::create(&self.dir, &self.config, settings)?);
-                *self.ssd.write() = Some(t.clone());
-                t
-            }
-        };
         for seg in frozen {
             let started = std::time::Instant::now();
             let live = seg.live_points();
@@ -531,11 +522,19 @@ impl Collection {
                     payloads.push(seg.payload(node));
                 }
             }
-            let slots = if ids.is_empty() {
-                Vec::new()
-            } else {
-                tier.insert(&ids, &vectors, payloads)?
+            let existing = self.ssd.read().clone();
+            let slots: Vec<u32> = match existing {
+                _ if ids.is_empty() => Vec::new(),
+                Some(t) => t.insert(&ids, &vectors, payloads)?,
+                None => {
+                    // The first merge builds the tier in bulk from this segment.
+                    let n = ids.len() as u32;
+                    let t = SsdTier::build(&self.dir, &self.config, settings, &ids, vectors, payloads)?;
+                    *self.ssd.write() = Some(Arc::new(t));
+                    (0..n).collect()
+                }
             };
+            let tier = self.ssd.read().clone();
             seg.mark_merged(&nodes, &slots);
             let mut stale = Vec::new();
             {
@@ -549,8 +548,10 @@ impl Collection {
                     }
                 }
             }
-            for slot in stale {
-                tier.delete(slot)?;
+            if let Some(t) = &tier {
+                for slot in stale {
+                    t.delete(slot)?;
+                }
             }
             {
                 let mut segs = self.segments.write();

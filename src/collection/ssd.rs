@@ -9,13 +9,14 @@
 //! generation, and SPANN generations written after it (never committed)
 //! are discarded.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::config::{CollectionConfig, SsdConfig};
 use super::error::{CollectionError, Result};
 use super::point::{Payload, PointId};
 use super::point_table::PointTable;
+use crate::dataset::VectorSet;
 use crate::spann::{OpenOptions, SearchParams, Spann, SpannError};
 use quiver_storage::manifest::FileEntry;
 use quiver_storage::store::Store;
@@ -47,27 +48,39 @@ pub(crate) struct SsdTier {
 }
 
 impl SsdTier {
-    /// Creates an empty tier in `dir/ssd` (removing leftovers of a tier that
-    /// was never committed).
-    pub fn create(dir: &Path, config: &CollectionConfig, ssd: SsdConfig) -> Result<SsdTier> {
+    /// Builds the tier in `dir/ssd` from its first points (vectors laid out
+    /// row after row), replacing leftovers of a tier that was never
+    /// committed. A bulk build clusters the heads (and trains the SQ8
+    /// quantiser) on real data; later points arrive by [`SsdTier::insert`].
+    /// SPANN ids are the row numbers.
+    pub fn build(
+        dir: &Path,
+        config: &CollectionConfig,
+        ssd: SsdConfig,
+        ids: &[PointId],
+        vectors: Vec<f32>,
+        payloads: Vec<Option<Arc<Payload>>>,
+    ) -> Result<SsdTier> {
         let path = dir.join(SPANN_DIR);
-        if path.exists() {
-            std::fs::remove_dir_all(&path).map_err(|source| CollectionError::Io {
-                file: path.clone(),
-                source,
-            })?;
-        }
-        let spann = Spann::create(
+        let base = VectorSet::new(config.dim, vectors).ok_or_else(|| {
+            CollectionError::invalid("ssd", "cannot build the SSD tier from no vectors")
+        })?;
+        let spann = Spann::build(
             &path,
-            config.dim,
+            base,
             config.metric,
             ssd.spann,
             OpenOptions::default(),
+            false,
         )
         .map_err(spann_err)?;
+        let points = PointTable::default();
+        for (slot, (&id, payload)) in ids.iter().zip(payloads).enumerate() {
+            points.set(slot, id, payload);
+        }
         Ok(SsdTier {
             spann,
-            points: PointTable::default(),
+            points,
             config: ssd,
         })
     }
@@ -152,7 +165,7 @@ impl SsdTier {
 
     /// Live vectors.
     pub fn len(&self) -> usize {
-        self.spann.len()
+        self.spann.live_len()
     }
 
     /// Resident memory: SPANN heads and maps plus the point table.
@@ -179,11 +192,5 @@ impl SsdTier {
     /// Generation `generation` is committed: older SPANN files and pages may go.
     pub fn committed(&self, generation: u64) -> Result<()> {
         self.spann.release_before(generation).map_err(spann_err)
-    }
-
-    /// The SPANN index directory.
-    #[allow(dead_code)]
-    pub fn dir(&self) -> PathBuf {
-        self.spann.dir().to_path_buf()
     }
 }

@@ -59,6 +59,7 @@ mod epoch;
 mod error;
 pub mod file;
 mod gate;
+mod lookup;
 pub mod generation;
 pub mod meta;
 pub mod params;
