@@ -36,7 +36,10 @@ fn exact(vector: Vec<f32>, k: usize) -> SearchRequest {
 
 fn brute(model: &BTreeMap<u64, Vec<f32>>, q: &[f32], k: usize) -> Vec<u64> {
     let kern = Metric::L2.kernel();
-    let mut all: Vec<(f32, u64)> = model.iter().map(|(&id, v)| (kern.distance(q, v), id)).collect();
+    let mut all: Vec<(f32, u64)> = model
+        .iter()
+        .map(|(&id, v)| (kern.distance(q, v), id))
+        .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     all.into_iter().take(k).map(|x| x.1).collect()
 }
@@ -75,7 +78,11 @@ fn points_move_to_the_ssd_tier_and_stay_correct_across_reopen() {
         let pts: Vec<Point> = (0..800)
             .map(|i| {
                 // Later rounds replace some earlier ids (which by then live in the SSD tier).
-                let id = if i % 4 == 0 { rng.gen_range(0..round * 800 + 1) } else { round * 800 + i };
+                let id = if i % 4 == 0 {
+                    rng.gen_range(0..round * 800 + 1)
+                } else {
+                    round * 800 + i
+                };
                 Point {
                     id,
                     vector: (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
@@ -89,14 +96,19 @@ fn points_move_to_the_ssd_tier_and_stay_correct_across_reopen() {
         for chunk in pts.chunks(100) {
             col.upsert(chunk.to_vec()).unwrap();
         }
-        let doomed: Vec<u64> = (0..30).map(|_| rng.gen_range(0..(round + 1) * 800)).collect();
+        let doomed: Vec<u64> = (0..30)
+            .map(|_| rng.gen_range(0..(round + 1) * 800))
+            .collect();
         for id in &doomed {
             model.remove(id);
         }
         col.delete(&doomed).unwrap();
         col.checkpoint_all().unwrap();
         let stats = col.stats();
-        assert!(stats.ssd_points > 0, "round {round}: nothing in the SSD tier: {stats:?}");
+        assert!(
+            stats.ssd_points > 0,
+            "round {round}: nothing in the SSD tier: {stats:?}"
+        );
         assert_eq!(stats.segments, 1, "frozen segments were merged: {stats:?}");
         check(&col, &model, &mut rng);
         // Writes after the checkpoint live only in the WAL and the memory tier.
@@ -180,7 +192,11 @@ fn recall_across_memory_and_ssd_tiers_on_minilm() {
                     with_payload: false,
                     with_vector: false,
                 };
-                col.search(&req).unwrap().iter().map(|r| r.id as u32).collect()
+                col.search(&req)
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.id as u32)
+                    .collect()
             })
             .collect();
         col.close().unwrap();

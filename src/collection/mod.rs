@@ -181,7 +181,13 @@ impl Collection {
         let mut map = BTreeMap::new();
         if let Some(t) = &ssd {
             for (id, slot) in t.live_points() {
-                map.insert(id, Loc { seg: SSD, node: NodeId(slot) });
+                map.insert(
+                    id,
+                    Loc {
+                        seg: SSD,
+                        node: NodeId(slot),
+                    },
+                );
             }
         }
         // A committed state has one live copy per id; should an id be in
@@ -529,7 +535,8 @@ impl Collection {
                 None => {
                     // The first merge builds the tier in bulk from this segment.
                     let n = ids.len() as u32;
-                    let t = SsdTier::build(&self.dir, &self.config, settings, &ids, vectors, payloads)?;
+                    let t =
+                        SsdTier::build(&self.dir, &self.config, settings, &ids, vectors, payloads)?;
                     *self.ssd.write() = Some(Arc::new(t));
                     (0..n).collect()
                 }
@@ -542,7 +549,13 @@ impl Collection {
                 for ((id, &node), &slot) in ids.iter().zip(&nodes).zip(&slots) {
                     let here = Loc { seg: seg.id, node };
                     if map.get(id) == Some(&here) {
-                        map.insert(*id, Loc { seg: SSD, node: NodeId(slot) });
+                        map.insert(
+                            *id,
+                            Loc {
+                                seg: SSD,
+                                node: NodeId(slot),
+                            },
+                        );
                     } else {
                         stale.push(slot);
                     }
@@ -767,9 +780,7 @@ impl Collection {
                     });
                     (id, copy)
                 };
-                let is_current = map
-                    .get(&id)
-                    .is_some_and(|l| *l == here || Some(*l) == copy);
+                let is_current = map.get(&id).is_some_and(|l| *l == here || Some(*l) == copy);
                 if is_current && seen.insert(id) {
                     current.push((id, dist, here));
                 }

@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(back.payload(0).unwrap()["k"], Value::Int(7));
         assert!(back.payload(2).is_none());
         for cut in 0..bytes.len() {
-            assert!(PointTable::decode(&bytes[..cut], Path::new("x")).is_err(), "cut {cut}");
+            assert!(
+                PointTable::decode(&bytes[..cut], Path::new("x")).is_err(),
+                "cut {cut}"
+            );
         }
     }
 }

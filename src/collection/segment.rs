@@ -61,7 +61,11 @@ impl Segment {
 
     /// Records that `nodes[i]` was copied to SSD vector id `slots[i]`.
     pub fn mark_merged(&self, nodes: &[NodeId], slots: &[u32]) {
-        let copies = nodes.iter().map(|n| n.0).zip(slots.iter().copied()).collect();
+        let copies = nodes
+            .iter()
+            .map(|n| n.0)
+            .zip(slots.iter().copied())
+            .collect();
         let _ = self.merged.set(copies);
     }
 
@@ -158,7 +162,11 @@ impl Segment {
             return Err(CollectionError::Corrupt {
                 file: meta_path,
                 offset: 0,
-                reason: format!("{} ids for a graph of {} nodes", points.len(), seg.hnsw.len()),
+                reason: format!(
+                    "{} ids for a graph of {} nodes",
+                    points.len(),
+                    seg.hnsw.len()
+                ),
             });
         }
         seg.points = points;

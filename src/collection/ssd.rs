@@ -29,7 +29,10 @@ const SPANN_DIR: &str = "ssd";
 
 /// Parses `ssd-G.qvf` into the SPANN generation G.
 pub(crate) fn parse_table_name(name: &str) -> Option<u64> {
-    name.strip_prefix("ssd-")?.strip_suffix(".qvf")?.parse().ok()
+    name.strip_prefix("ssd-")?
+        .strip_suffix(".qvf")?
+        .parse()
+        .ok()
 }
 
 fn table_name(generation: u64) -> String {
@@ -138,7 +141,12 @@ impl SsdTier {
     }
 
     /// The `k` nearest live vectors: `(distance, SPANN id)`, nearest first.
-    pub fn search(&self, query: &[f32], k: usize, nprobe: Option<usize>) -> Result<Vec<(f32, u32)>> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        nprobe: Option<usize>,
+    ) -> Result<Vec<(f32, u32)>> {
         if self.spann.is_empty() {
             return Ok(Vec::new());
         }
@@ -185,7 +193,12 @@ impl SsdTier {
         let generation = self.spann.checkpoint().map_err(spann_err)?;
         // The table may hold slots past the snapshot (none today: merges
         // and checkpoints are serialised); open ignores slots SPANN lacks.
-        let entry = store.write_file(&table_name(generation), TABLE_KIND, 1, &self.points.encode()?)?;
+        let entry = store.write_file(
+            &table_name(generation),
+            TABLE_KIND,
+            1,
+            &self.points.encode()?,
+        )?;
         Ok((generation, entry))
     }
 

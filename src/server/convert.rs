@@ -14,9 +14,9 @@ use crate::collection::{
     Collection, CollectionConfig, CollectionError, FsyncPolicy, Payload, Point, Record,
     SearchRequest, SsdConfig, Stats, Value,
 };
-use crate::spann::SpannParams;
 use crate::distance::Metric;
 use crate::hnsw::HnswParams;
+use crate::spann::SpannParams;
 
 /// A validated `CreateCollectionRequest`.
 #[derive(Debug)]
@@ -270,7 +270,9 @@ impl From<&CollectionConfig> for pb::CollectionSettings {
             max_payload_bytes: c.max_payload_bytes as u64,
             ssd_tier: c.ssd.is_some(),
             ssd_nprobe: c.ssd.map_or(0, |s| s.nprobe as u32),
-            ssd_encoding: c.ssd.map_or(String::new(), |s| s.spann.encoding.to_string()),
+            ssd_encoding: c
+                .ssd
+                .map_or(String::new(), |s| s.spann.encoding.to_string()),
             ssd_head_ratio: c.ssd.map_or(0.0, |s| s.spann.head_ratio),
         }
     }

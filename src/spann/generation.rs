@@ -429,8 +429,7 @@ impl Spann {
         let before = a.file_pages();
         a.set_oldest(generation);
         if a.file_pages() < before {
-            self.postings_file
-                .set_len(a.file_pages() * PAGE as u64)?;
+            self.postings_file.set_len(a.file_pages() * PAGE as u64)?;
         }
         Ok(())
     }

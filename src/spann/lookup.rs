@@ -22,7 +22,9 @@ impl Spann {
 
     /// Live (issued, not deleted) ids; a scan of the version map.
     pub fn live_len(&self) -> usize {
-        (0..self.len() as u32).filter(|&id| self.contains(id)).count()
+        (0..self.len() as u32)
+            .filter(|&id| self.contains(id))
+            .count()
     }
 }
 

@@ -206,7 +206,12 @@ impl Spann {
         let file = &self.postings_file;
         file.read_pages(slot.first_page, pages, |buf| {
             let offset = slot.first_page * PAGE as u64;
-            let view = decode_posting(&buf[..slot.bytes as usize], self.layout, file.path(), offset)?;
+            let view = decode_posting(
+                &buf[..slot.bytes as usize],
+                self.layout,
+                file.path(),
+                offset,
+            )?;
             if view.head != h || view.len() != slot.count as usize {
                 return Err(SpannError::corrupt(
                     file.path(),

@@ -207,7 +207,8 @@ impl Spann {
             }
             let pin = self.epochs.pin();
             let live = self.read_posting(h, cell.slot)?;
-            let small = live.len() < self.params.min_posting_len && self.heads.read().live_len() > 1;
+            let small =
+                live.len() < self.params.min_posting_len && self.heads.read().live_len() > 1;
             if small {
                 drop(pin);
                 self.merge(h)?;
@@ -429,7 +430,15 @@ impl Spann {
                     .load(Ordering::Acquire)
                     == 0
             };
-            assign::assign(&heads, &self.dist, &self.params, v, Some(&allow), cands, out)
+            assign::assign(
+                &heads,
+                &self.dist,
+                &self.params,
+                v,
+                Some(&allow),
+                cands,
+                out,
+            )
         }
     }
 
@@ -643,7 +652,12 @@ impl Spann {
         let pages = (slot.bytes as usize).div_ceil(PAGE);
         let mut tmp = Vec::with_capacity(dim);
         file.read_pages(slot.first_page, pages, |buf| -> Result<()> {
-            let view = decode_posting(&buf[..slot.bytes as usize], self.layout, file.path(), offset)?;
+            let view = decode_posting(
+                &buf[..slot.bytes as usize],
+                self.layout,
+                file.path(),
+                offset,
+            )?;
             if view.head != h || view.len() != slot.count as usize {
                 return Err(SpannError::corrupt(
                     file.path(),
