@@ -91,6 +91,7 @@ fn main() -> anyhow::Result<()> {
                 vector: q,
                 k: 10,
                 ef: Some(64),
+                nprobe: None,
                 with_payload: false,
                 with_vector: false,
             })?;
@@ -113,6 +114,7 @@ fn main() -> anyhow::Result<()> {
                 vector: q.to_vec(),
                 k: 10,
                 ef: Some(64),
+                nprobe: None,
                 with_payload: false,
                 with_vector: false,
             })

@@ -19,6 +19,7 @@ fn req(vector: Vec<f32>, k: usize, ef: usize) -> SearchRequest {
         vector,
         k,
         ef: Some(ef),
+        nprobe: None,
         with_payload: false,
         with_vector: false,
     }
@@ -174,6 +175,7 @@ fn recall_across_segments_matches_a_single_index_on_minilm() {
         hnsw: params,
         memory_tier_points: 8_000, // three segments: two frozen (checkpointed), one active
         fsync: FsyncPolicy::Never,
+        ssd: None, // segments stay HNSW files (the SSD tier: collection_tiers.rs)
         ..CollectionConfig::new(base.dim, Metric::Cosine)
     };
     let col = Collection::create(dir.path(), cfg).unwrap();

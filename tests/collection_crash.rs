@@ -1,6 +1,6 @@
 //! Crash recovery of a collection: a child process writes with
 //! `fsync = always` and is killed with SIGKILL at random moments (including
-//! during background checkpoints); every reopen must show exactly the
+//! during background checkpoints and merges into the SSD tier); every reopen must show exactly the
 //! acknowledged operations (plus, possibly, the one in flight).
 
 use std::io::{BufRead, BufReader};
@@ -22,6 +22,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
     let seed: u64 = rand::random();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let mut acked: u64 = 0; // ops 0..acked are acknowledged
+    let mut ssd_points = 0; // most points seen in the SSD tier after a reopen
     let rounds = if std::env::var_os("CI").is_some() {
         30
     } else {
@@ -112,11 +113,18 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
         if matches(acked + 1) && !matches(acked) {
             acked += 1;
         }
+        ssd_points = ssd_points.max(col.stats().ssd_points);
         col.close().unwrap();
         drop(col);
     }
     assert!(
         acked > 0,
         "seed={seed}: the writer never acknowledged anything"
+    );
+    // Frozen segments were merged into the SSD tier, so kills landed
+    // around merges too.
+    assert!(
+        ssd_points > 0,
+        "seed={seed}: nothing ever reached the SSD tier"
     );
 }

@@ -222,6 +222,7 @@ fn search(vector: Vec<f32>, k: u32) -> pb::SearchRequest {
         vector,
         k,
         ef: Some(500),
+        nprobe: None,
         with_payload: true,
         with_vector: false,
     }

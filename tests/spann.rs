@@ -159,7 +159,7 @@ fn corrupted_or_truncated_files_give_errors_not_panics() {
         Metric::L2,
         small_params(Encoding::F32),
     ));
-    let pristine: Vec<(String, Vec<u8>)> = ["meta", "heads.hnsw", "postings.dat"]
+    let pristine: Vec<(String, Vec<u8>)> = ["meta.1", "heads.1.hnsw", "postings.dat"]
         .iter()
         .map(|f| (f.to_string(), std::fs::read(dir.path().join(f)).unwrap()))
         .collect();
@@ -212,7 +212,7 @@ fn corrupted_or_truncated_files_give_errors_not_panics() {
         );
         restore();
     }
-    let meta = dir.path().join("meta");
+    let meta = dir.path().join("meta.1");
     let mlen = std::fs::metadata(&meta).unwrap().len();
     for at in (0..mlen).step_by(97) {
         flip_byte(&meta, at);
@@ -230,7 +230,7 @@ fn corrupted_or_truncated_files_give_errors_not_panics() {
         );
         restore();
     }
-    let heads = dir.path().join("heads.hnsw");
+    let heads = dir.path().join("heads.1.hnsw");
     std::fs::write(&heads, &pristine[1].1[..pristine[1].1.len() / 2]).unwrap();
     assert!(Spann::open(dir.path(), OpenOptions::default()).is_err());
     restore();
@@ -267,7 +267,7 @@ fn inserts_deletes_and_splits_keep_search_exact() {
         max_posting_pages: 2,
         ..small_params(Encoding::F32)
     };
-    let mut index = build(dir.path(), &first, Metric::L2, params);
+    let index = build(dir.path(), &first, Metric::L2, params);
     let heads_before = index.heads();
     for chunk in second.data.chunks(500 * 16) {
         index.insert_batch(chunk).unwrap();
@@ -342,7 +342,7 @@ fn splits_of_duplicate_rows_keep_every_vector() {
         max_posting_pages: 1,
         ..small_params(Encoding::F32)
     };
-    let mut index = build(dir.path(), &base, Metric::Cosine, params);
+    let index = build(dir.path(), &base, Metric::Cosine, params);
     let mut rows = Vec::new();
     for _ in 0..30 {
         rows.extend_from_slice(&extra.data);
@@ -421,7 +421,7 @@ fn incremental_half_matches_full_rebuild_on_minilm() {
     let mut half = base.clone();
     let rest = half.split_off(n / 2);
     let inc_dir = tempfile::tempdir().unwrap();
-    let mut inc = build(inc_dir.path(), &half, Metric::Cosine, params);
+    let inc = build(inc_dir.path(), &half, Metric::Cosine, params);
     for chunk in rest.data.chunks(1000 * base.dim) {
         inc.insert_batch(chunk).unwrap();
     }

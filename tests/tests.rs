@@ -3,6 +3,7 @@
 mod cli;
 mod collection_behaviour;
 mod collection_crash;
+mod collection_tiers;
 mod common;
 mod deploy_files;
 mod fuzz_corpus;
@@ -14,3 +15,4 @@ mod python_client;
 mod server;
 mod server_ops;
 mod spann;
+mod spann_concurrent;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{CollectionError, Result};
 use crate::distance::Metric;
 use crate::hnsw::HnswParams;
+use crate::spann::{Encoding, SpannParams};
 
 /// File name of the settings inside a collection directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -53,6 +54,32 @@ pub struct CollectionConfig {
     pub fsync: FsyncPolicy,
     /// Largest encoded payload of one point, in bytes.
     pub max_payload_bytes: usize,
+    /// The SSD tier that frozen memory segments merge into; `None` keeps
+    /// every segment in memory (checkpointed as HNSW files).
+    pub ssd: Option<SsdConfig>,
+}
+
+/// Settings of a collection's SSD tier (a SPANN index, src/spann).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SsdConfig {
+    /// Index settings. Postings are compressed (`f16` or `sq8`), full
+    /// vectors kept beside them for re-ranking and `with_vector`.
+    pub spann: SpannParams,
+    /// Postings read per query when a search gives no `nprobe`.
+    pub nprobe: usize,
+}
+
+impl Default for SsdConfig {
+    fn default() -> Self {
+        SsdConfig {
+            spann: SpannParams {
+                encoding: Encoding::Sq8,
+                ..SpannParams::default()
+            },
+            nprobe: 64,
+        }
+    }
 }
 
 impl Default for CollectionConfig {
@@ -65,6 +92,7 @@ impl Default for CollectionConfig {
             memory_tier_points: 100_000,
             fsync: FsyncPolicy::Always,
             max_payload_bytes: 64 << 10,
+            ssd: Some(SsdConfig::default()),
         }
     }
 }
@@ -107,6 +135,23 @@ impl CollectionConfig {
                 "max_payload_bytes",
                 "must be at most 64 MiB",
             ));
+        }
+        if let Some(ssd) = &self.ssd {
+            ssd.spann
+                .validate()
+                .map_err(|e| CollectionError::invalid("ssd.spann", e.to_string()))?;
+            if ssd.spann.encoding == Encoding::F32 {
+                return Err(CollectionError::invalid(
+                    "ssd.spann.encoding",
+                    "must be f16 or sq8 (the tier keeps full vectors beside compressed postings)",
+                ));
+            }
+            if !(1..=100_000).contains(&ssd.nprobe) {
+                return Err(CollectionError::invalid(
+                    "ssd.nprobe",
+                    format!("must be in 1..=100000, got {}", ssd.nprobe),
+                ));
+            }
         }
         Ok(())
     }

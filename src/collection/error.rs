@@ -27,6 +27,9 @@ pub enum CollectionError {
     /// The in-memory index failed.
     #[error(transparent)]
     Index(#[from] crate::hnsw::HnswError),
+    /// The SSD tier's index failed.
+    #[error("SSD tier: {0}")]
+    Ssd(crate::spann::SpannError),
     /// Bytes on disk (a WAL record or segment file) do not decode.
     #[error("{file}: corrupt at offset {offset}: {reason}")]
     Corrupt {

@@ -11,21 +11,24 @@
 //! truncates the WAL. Reopening loads the checkpointed segments and replays
 //! the WAL after the checkpoint.
 //!
-//! Concurrency: writers are serialised by one mutex (WAL order = apply
-//! order); searches take no lock for their duration, only brief read locks
+//! Concurrency: writers queue their WAL record and apply it under one mutex
+//! (WAL order = apply order) and wait for the fsync outside it, so
+//! concurrent writers share fsyncs (group commit); searches take no lock for their duration, only brief read locks
 //! to snapshot the segment list and to check candidates against the id map.
 
 mod activity;
 mod config;
 mod error;
 mod point;
+mod point_table;
 mod record;
 mod segment;
+mod ssd;
 #[doc(hidden)]
 pub mod workload;
 
 pub use activity::CheckpointStats;
-pub use config::{CollectionConfig, FsyncPolicy, CONFIG_FILE};
+pub use config::{CollectionConfig, FsyncPolicy, SsdConfig, CONFIG_FILE};
 pub use error::{CollectionError, Result};
 pub use point::{Payload, Point, PointId, Value};
 
@@ -44,24 +47,31 @@ use quiver_storage::store::Store;
 use quiver_storage::{Lsn, Wal, WalOptions};
 use record::{LoggedPoint, Op, KIND_DELETE, KIND_UPSERT};
 use segment::Segment;
+use ssd::SsdTier;
 
 /// Largest `k` a search may ask for.
 pub const MAX_K: usize = 10_000;
 
-/// Where a point's current version lives.
+/// Where a point's current version lives: a memory segment's node, or
+/// (`seg == SSD`) a vector id of the SSD tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Loc {
     seg: u32,
     node: NodeId,
 }
 
+/// `Loc::seg` of points in the SSD tier (segment ids count up from 1).
+const SSD: u32 = u32::MAX;
+
 /// A search request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SearchRequest {
     pub vector: Vec<f32>,
     pub k: usize,
-    /// Beam width; the collection's `ef_search` when `None`.
+    /// Beam width of the memory tier; the collection's `ef_search` when `None`.
     pub ef: Option<usize>,
+    /// Postings read in the SSD tier; the collection's `ssd.nprobe` when `None`.
+    pub nprobe: Option<usize>,
     pub with_payload: bool,
     pub with_vector: bool,
 }
@@ -95,6 +105,14 @@ pub struct Stats {
     pub segments: usize,
     /// Points in the active memory tier (not yet frozen).
     pub active_points: usize,
+    /// Points in the SSD tier.
+    pub ssd_points: usize,
+    /// Bytes of the SSD tier's files.
+    pub ssd_bytes: u64,
+    /// Frozen segments merged into the SSD tier since open.
+    pub merges: u64,
+    /// Seconds the last merge into the SSD tier took.
+    pub last_merge_seconds: f64,
     pub index_memory_bytes: usize,
     pub checkpoint_lsn: u64,
     pub last_lsn: u64,
@@ -110,6 +128,9 @@ pub struct Collection {
     /// Every segment, oldest first; the last one is active.
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     map: RwLock<BTreeMap<PointId, Loc>>,
+    /// The SSD tier, once the first merge created it (or the manifest names one).
+    ssd: RwLock<Option<Arc<SsdTier>>>,
+    merges: Mutex<(u64, f64)>,
     checkpointing: Mutex<()>,
     /// Background checkpoints, joined by [`Collection::close`].
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -152,13 +173,30 @@ impl Collection {
         let checkpoint = store.manifest().checkpoint_lsn;
 
         let mut segments = Vec::new();
+        let mut ssd = None;
         for f in &store.manifest().files {
             if let Some(id) = segment::parse_del_name(&f.name) {
                 segments.push(Arc::new(Segment::open(&store, id, &f.name)?));
+            } else if ssd::parse_table_name(&f.name).is_some() {
+                let settings = config.ssd.unwrap_or_default();
+                ssd = Some(Arc::new(SsdTier::open(&store, &f.name, settings)?));
             }
         }
         segments.sort_by_key(|s| s.id);
         let mut map = BTreeMap::new();
+        if let Some(t) = &ssd {
+            for (id, slot) in t.live_points() {
+                map.insert(
+                    id,
+                    Loc {
+                        seg: SSD,
+                        node: NodeId(slot),
+                    },
+                );
+            }
+        }
+        // A committed state has one live copy per id; should an id be in
+        // both tiers, the segment (newer data) wins.
         for s in &segments {
             for (id, node) in s.live_points() {
                 map.insert(id, Loc { seg: s.id, node });
@@ -176,6 +214,8 @@ impl Collection {
             }),
             segments: RwLock::new(Arc::new(segments)),
             map: RwLock::new(map),
+            ssd: RwLock::new(ssd),
+            merges: Mutex::new((0, 0.0)),
             checkpointing: Mutex::new(()),
             background: Mutex::new(Vec::new()),
             checkpoints: CheckpointCounters::default(),
@@ -239,28 +279,45 @@ impl Collection {
             })
             .collect();
         let bytes = record::encode_upsert(dim, &logged);
-        let mut w = self.writer.lock();
-        let lsn = self.wal.append(KIND_UPSERT, &bytes)?;
         let ops = Op::Upsert(
             points
                 .into_iter()
                 .map(|p| (p.id, p.vector, p.payload))
                 .collect(),
         );
-        self.apply(&mut w, ops)?;
-        w.applied = lsn;
-        Ok(lsn)
+        Ok(self.log_and_apply(KIND_UPSERT, &bytes, ops)?.0)
+    }
+
+    /// Queues `bytes` in the WAL and applies `op` under the writer lock (so
+    /// WAL order = apply order), then waits for the WAL acknowledgement
+    /// outside the lock, where concurrent writers' fsyncs merge into one
+    /// (group commit). A write is visible to searches slightly before it
+    /// is acknowledged; if its WAL write fails the caller gets the error and
+    /// the write's fate is unknown (it may survive a restart), as for any
+    /// unacknowledged write.
+    /// Returns the LSN and how many points the write removed (for deletes).
+    fn log_and_apply(&self, kind: u8, bytes: &[u8], op: Op) -> Result<(Lsn, usize)> {
+        let (ticket, removed) = {
+            let mut w = self.writer.lock();
+            let ticket = self.wal.enqueue(&[(kind, bytes)])?;
+            let lsn = ticket.lsn();
+            let before = self.count();
+            self.apply(&mut w, op)?;
+            w.applied = lsn;
+            (ticket, before.saturating_sub(self.count()))
+        };
+        Ok((ticket.wait()?, removed))
     }
 
     /// Deletes `ids` (unknown ids are ignored). Returns the WAL position and
     /// how many points were deleted.
     pub fn delete(&self, ids: &[PointId]) -> Result<(Lsn, usize)> {
-        let mut w = self.writer.lock();
-        let before = self.count();
-        let lsn = self.wal.append(KIND_DELETE, &record::encode_delete(ids))?;
-        self.apply(&mut w, Op::Delete(ids.to_vec()))?;
-        w.applied = lsn;
-        Ok((lsn, before - self.count()))
+        let (lsn, removed) = self.log_and_apply(
+            KIND_DELETE,
+            &record::encode_delete(ids),
+            Op::Delete(ids.to_vec()),
+        )?;
+        Ok((lsn, removed))
     }
 
     /// Applies a logged operation to the in-memory state; the caller holds the writer lock.
@@ -296,9 +353,7 @@ impl Collection {
                                 node,
                             },
                         ) {
-                            self.segment(old.seg)
-                                .map(|s| s.hnsw.delete(old.node))
-                                .transpose()?;
+                            self.drop_copy(old)?;
                         }
                     }
                     rest = tail;
@@ -308,12 +363,22 @@ impl Collection {
                 for id in ids {
                     let old = self.map.write().remove(&id);
                     if let Some(old) = old {
-                        self.segment(old.seg)
-                            .map(|s| s.hnsw.delete(old.node))
-                            .transpose()?;
+                        self.drop_copy(old)?;
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes the copy of a point at `loc` (replaced or deleted).
+    fn drop_copy(&self, loc: Loc) -> Result<()> {
+        if loc.seg == SSD {
+            if let Some(t) = self.ssd.read().as_ref() {
+                t.delete(loc.node.0)?;
+            }
+        } else if let Some(s) = self.segment(loc.seg) {
+            s.hnsw.delete(loc.node)?;
         }
         Ok(())
     }
@@ -372,10 +437,15 @@ impl Collection {
         self.checkpoint()
     }
 
-    /// Writes the frozen segments and commits a checkpoint (see [`Collection::checkpoint_all`]).
+    /// Merges the frozen segments into the SSD tier (when the collection has
+    /// one), writes what stays in memory, and commits a checkpoint (see
+    /// [`Collection::checkpoint_all`]).
     pub fn checkpoint(&self) -> Result<()> {
         let _one = self.checkpointing.lock();
         let started = std::time::Instant::now();
+        if let Some(settings) = self.config.ssd {
+            self.merge_frozen(settings)?;
+        }
         let (lsn, frozen): (Lsn, Vec<(Arc<Segment>, RoaringBitmap)>) = {
             let w = self.writer.lock();
             // Frozen segments with no live point left are dropped: nothing maps to them.
@@ -406,7 +476,22 @@ impl Collection {
         for (seg, deleted) in &frozen {
             files.extend(seg.persist(&store, generation, deleted)?);
         }
+        // The SSD snapshot is taken after `lsn` was chosen, so it holds
+        // every write up to `lsn` (and maybe later deletes, which replaying
+        // the WAL after `lsn` repeats harmlessly).
+        let tier = self.ssd.read().clone();
+        let ssd_generation = match &tier {
+            Some(t) => {
+                let (g, entry) = t.persist(&store)?;
+                files.push(entry);
+                Some(g)
+            }
+            None => None,
+        };
         store.commit(lsn, files)?;
+        if let (Some(t), Some(g)) = (&tier, ssd_generation) {
+            t.committed(g)?;
+        }
         let removed = self.wal.truncate_before(Lsn(lsn.0 + 1))?;
         self.checkpoints.record(started.elapsed());
         tracing::info!(
@@ -420,6 +505,97 @@ impl Collection {
         Ok(())
     }
 
+    /// Moves the points of every frozen segment into the SSD tier (created
+    /// on first use), one segment at a time. Writes and searches continue:
+    /// the SPANN inserts run without the writer lock; then, under one brief
+    /// id-map write lock, each point whose current copy is still that
+    /// segment's node is pointed at its SSD copy (SSD copies of points
+    /// replaced or deleted meanwhile are deleted), and the segment leaves
+    /// the segment list.
+    fn merge_frozen(&self, settings: SsdConfig) -> Result<()> {
+        let frozen: Vec<Arc<Segment>> = {
+            let segs = self.segments.read();
+            segs[..segs.len() - 1].to_vec()
+        };
+        if frozen.is_empty() {
+            return Ok(());
+        }
+        for seg in frozen {
+            let started = std::time::Instant::now();
+            let live = seg.live_points();
+            let mut ids = Vec::with_capacity(live.len());
+            let mut nodes = Vec::with_capacity(live.len());
+            let mut vectors = Vec::with_capacity(live.len() * self.config.dim);
+            let mut payloads = Vec::with_capacity(live.len());
+            for (id, node) in live {
+                if let Some(v) = seg.hnsw.vector(node) {
+                    ids.push(id);
+                    nodes.push(node);
+                    vectors.extend_from_slice(v);
+                    payloads.push(seg.payload(node));
+                }
+            }
+            let existing = self.ssd.read().clone();
+            let slots: Vec<u32> = match existing {
+                _ if ids.is_empty() => Vec::new(),
+                Some(t) => t.insert(&ids, &vectors, payloads)?,
+                None => {
+                    // The first merge builds the tier in bulk from this segment.
+                    let n = ids.len() as u32;
+                    let t =
+                        SsdTier::build(&self.dir, &self.config, settings, &ids, vectors, payloads)?;
+                    *self.ssd.write() = Some(Arc::new(t));
+                    (0..n).collect()
+                }
+            };
+            let tier = self.ssd.read().clone();
+            seg.mark_merged(&nodes, &slots);
+            let mut stale = Vec::new();
+            {
+                let mut map = self.map.write();
+                for ((id, &node), &slot) in ids.iter().zip(&nodes).zip(&slots) {
+                    let here = Loc { seg: seg.id, node };
+                    if map.get(id) == Some(&here) {
+                        map.insert(
+                            *id,
+                            Loc {
+                                seg: SSD,
+                                node: NodeId(slot),
+                            },
+                        );
+                    } else {
+                        stale.push(slot);
+                    }
+                }
+            }
+            if let Some(t) = &tier {
+                for slot in stale {
+                    t.delete(slot)?;
+                }
+            }
+            {
+                let mut segs = self.segments.write();
+                let kept: Vec<Arc<Segment>> =
+                    segs.iter().filter(|s| s.id != seg.id).cloned().collect();
+                *segs = Arc::new(kept);
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            {
+                let mut m = self.merges.lock();
+                m.0 += 1;
+                m.1 = seconds;
+            }
+            tracing::info!(
+                dir = %self.dir.display(),
+                segment = seg.id,
+                points = slots.len(),
+                seconds,
+                "merged frozen segment into the SSD tier"
+            );
+        }
+        Ok(())
+    }
+
     /// Number of live points.
     pub fn count(&self) -> usize {
         self.map.read().len()
@@ -428,11 +604,18 @@ impl Collection {
     /// Live statistics.
     pub fn stats(&self) -> Stats {
         let segs = self.segments.read().clone();
+        let tier = self.ssd.read().clone();
+        let (merges, last_merge_seconds) = *self.merges.lock();
         Stats {
             points: self.count(),
             segments: segs.len(),
             active_points: segs.last().map_or(0, |s| s.hnsw.live_len()),
-            index_memory_bytes: segs.iter().map(|s| s.hnsw.memory_bytes()).sum(),
+            ssd_points: tier.as_ref().map_or(0, |t| t.len()),
+            ssd_bytes: tier.as_ref().map_or(0, |t| t.disk_bytes()),
+            merges,
+            last_merge_seconds,
+            index_memory_bytes: segs.iter().map(|s| s.hnsw.memory_bytes()).sum::<usize>()
+                + tier.as_ref().map_or(0, |t| t.memory_bytes()),
             checkpoint_lsn: self.store.lock().manifest().checkpoint_lsn.0,
             last_lsn: self.wal.last_lsn().0,
         }
@@ -456,6 +639,25 @@ impl Collection {
         with_payload: bool,
         with_vector: bool,
     ) -> Option<Record> {
+        if loc.seg == SSD {
+            let tier = self.ssd.read().clone()?;
+            let slot = loc.node.0;
+            return Some(Record {
+                id,
+                distance,
+                payload: if with_payload {
+                    tier.payload(slot).map(|p| (*p).clone())
+                } else {
+                    None
+                },
+                vector: if with_vector {
+                    // A read error surfaces as a missing vector rather than failing the request.
+                    tier.vector(slot).ok().flatten()
+                } else {
+                    None
+                },
+            });
+        }
         let seg = self.segment(loc.seg)?;
         Some(Record {
             id,
@@ -543,48 +745,86 @@ impl Collection {
                 format!("must be in 1..=100000, got {ef}"),
             ));
         }
+        let nprobe = req.nprobe.or(self.config.ssd.map(|c| c.nprobe));
+        if let Some(n) = req.nprobe {
+            if n == 0 || n > 100_000 {
+                return Err(CollectionError::invalid(
+                    "nprobe",
+                    format!("must be in 1..=100000, got {n}"),
+                ));
+            }
+        }
         let segs = self.segments.read().clone();
-        let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * segs.len());
+        let tier = self.ssd.read().clone();
+        let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * (segs.len() + 1));
         for s in segs.iter() {
             for n in s.hnsw.search(&req.vector, req.k, ef)? {
                 cands.push((n.distance, s.id, n.id));
             }
         }
+        if let Some(t) = &tier {
+            for (distance, slot) in t.search(&req.vector, req.k, nprobe)? {
+                cands.push((distance, SSD, NodeId(slot)));
+            }
+        }
         cands.sort_by(|a, b| a.0.total_cmp(&b.0));
-        // Keep candidates that are still the current version of their id
-        // (one read of the id map for all of them), then fetch their data.
-        let current: Vec<(PointId, f32, &Arc<Segment>, NodeId)> = {
+        // Keep candidates that are the current copy of their id (one read
+        // of the id map for all of them), each id once. A segment being
+        // merged still answers for points already moved to the SSD tier, so
+        // a search that raced the move finds them in one tier or the other.
+        let current: Vec<(PointId, f32, Loc)> = {
             let map = self.map.read();
+            let mut seen = std::collections::HashSet::with_capacity(req.k);
             let mut current = Vec::with_capacity(req.k);
             for (dist, seg, node) in cands {
                 if current.len() == req.k {
                     break;
                 }
-                let Some(s) = segs.iter().find(|s| s.id == seg) else {
-                    continue;
+                let here = Loc { seg, node };
+                let (id, copy) = if seg == SSD {
+                    match tier.as_ref().and_then(|t| t.point_id(node.0)) {
+                        Some(id) => (id, None),
+                        None => continue,
+                    }
+                } else {
+                    let Some(s) = segs.iter().find(|s| s.id == seg) else {
+                        continue;
+                    };
+                    let Some(id) = s.point_id(node) else { continue };
+                    let copy = s.merged_slot(node).map(|slot| Loc {
+                        seg: SSD,
+                        node: NodeId(slot),
+                    });
+                    (id, copy)
                 };
-                let Some(id) = s.point_id(node) else { continue };
-                if map.get(&id) == Some(&Loc { seg, node }) {
-                    current.push((id, dist, s, node));
+                let is_current = map.get(&id).is_some_and(|l| *l == here || Some(*l) == copy);
+                if is_current && seen.insert(id) {
+                    current.push((id, dist, here));
                 }
             }
             current
         };
         let out = current
             .into_iter()
-            .map(|(id, distance, s, node)| Record {
-                id,
-                distance,
-                payload: if req.with_payload {
-                    s.payload(node).map(|p| (*p).clone())
-                } else {
-                    None
-                },
-                vector: if req.with_vector {
-                    s.hnsw.vector(node).map(<[f32]>::to_vec)
-                } else {
-                    None
-                },
+            .filter_map(|(id, distance, loc)| {
+                if loc.seg == SSD {
+                    return self.record(id, loc, distance, req.with_payload, req.with_vector);
+                }
+                let s = segs.iter().find(|s| s.id == loc.seg)?;
+                Some(Record {
+                    id,
+                    distance,
+                    payload: if req.with_payload {
+                        s.payload(loc.node).map(|p| (*p).clone())
+                    } else {
+                        None
+                    },
+                    vector: if req.with_vector {
+                        s.hnsw.vector(loc.node).map(<[f32]>::to_vec)
+                    } else {
+                        None
+                    },
+                })
             })
             .collect();
         Ok(out)

@@ -10,11 +10,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
 use super::error::{CollectionError, Result};
-use super::point::{decode_payload, Payload, PointId};
+use super::point::{Payload, PointId};
+use super::point_table::PointTable;
 use crate::hnsw::{Hnsw, NodeId};
 use quiver_storage::manifest::FileEntry;
 use quiver_storage::store::Store;
@@ -40,10 +40,12 @@ pub(crate) fn parse_del_name(name: &str) -> Option<u32> {
 pub(crate) struct Segment {
     pub id: u32,
     pub hnsw: Hnsw,
-    ids: RwLock<Vec<PointId>>,
-    payloads: RwLock<Vec<Option<Arc<Payload>>>>,
+    points: PointTable,
     /// Graph and meta files are on disk (only the deleted set changes now).
     persisted: AtomicBool,
+    /// Once its points are copied into the SSD tier: node → SSD vector id.
+    /// The segment leaves the segment list once the id map points at them.
+    merged: std::sync::OnceLock<std::collections::HashMap<u32, u32>>,
 }
 
 impl Segment {
@@ -51,10 +53,25 @@ impl Segment {
         Segment {
             id,
             hnsw,
-            ids: RwLock::new(Vec::new()),
-            payloads: RwLock::new(Vec::new()),
+            points: PointTable::default(),
             persisted: AtomicBool::new(false),
+            merged: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records that `nodes[i]` was copied to SSD vector id `slots[i]`.
+    pub fn mark_merged(&self, nodes: &[NodeId], slots: &[u32]) {
+        let copies = nodes
+            .iter()
+            .map(|n| n.0)
+            .zip(slots.iter().copied())
+            .collect();
+        let _ = self.merged.set(copies);
+    }
+
+    /// The SSD vector id `node` was copied to, once merged.
+    pub fn merged_slot(&self, node: NodeId) -> Option<u32> {
+        self.merged.get()?.get(&node.0).copied()
     }
 
     pub fn graph_name(&self) -> String {
@@ -76,38 +93,25 @@ impl Segment {
     /// Inserts a point's vector; the caller serialises writers.
     pub fn insert(&self, id: PointId, vector: &[f32], payload: Option<Payload>) -> Result<NodeId> {
         let node = self.hnsw.insert(vector)?;
-        let i = node.0 as usize;
-        let mut ids = self.ids.write();
-        let mut payloads = self.payloads.write();
-        if ids.len() <= i {
-            ids.resize(i + 1, PointId::MAX);
-            payloads.resize(i + 1, None);
-        }
-        ids[i] = id;
-        payloads[i] = payload.map(Arc::new);
+        self.points.set(node.0 as usize, id, payload.map(Arc::new));
         Ok(node)
     }
 
     /// The point id of `node`, once its insert has completed.
     pub fn point_id(&self, node: NodeId) -> Option<PointId> {
-        self.ids
-            .read()
-            .get(node.0 as usize)
-            .copied()
-            .filter(|&id| id != PointId::MAX)
+        self.points.id(node.0 as usize)
     }
 
     pub fn payload(&self, node: NodeId) -> Option<Arc<Payload>> {
-        self.payloads.read().get(node.0 as usize).cloned().flatten()
+        self.points.payload(node.0 as usize)
     }
 
     /// `(point id, node)` of every live node.
     pub fn live_points(&self) -> Vec<(PointId, NodeId)> {
-        let ids = self.ids.read();
-        ids.iter()
-            .enumerate()
-            .filter(|&(i, &id)| id != PointId::MAX && !self.hnsw.is_deleted(NodeId(i as u32)))
-            .map(|(i, &id)| (id, NodeId(i as u32)))
+        self.points
+            .filled(|i| !self.hnsw.is_deleted(NodeId(i as u32)))
+            .into_iter()
+            .map(|(i, id)| (id, NodeId(i as u32)))
             .collect()
     }
 
@@ -124,7 +128,7 @@ impl Segment {
         if !self.persisted.load(Ordering::Acquire) {
             self.hnsw
                 .save_with_deleted(&store.path(&self.graph_name()), deleted)?;
-            store.write_file(&self.meta_name(), META_KIND, 1, &self.encode_meta()?)?;
+            store.write_file(&self.meta_name(), META_KIND, 1, &self.points.encode()?)?;
             self.persisted.store(true, Ordering::Release);
         }
         for name in [self.graph_name(), self.meta_name()] {
@@ -147,88 +151,25 @@ impl Segment {
         Ok(files)
     }
 
-    /// Ids then payloads, as the meta file holds them. A payload that does
-    /// not serialise is an error, never written as an empty (undecodable) entry.
-    fn encode_meta(&self) -> Result<Vec<u8>> {
-        let ids = self.ids.read();
-        let payloads = self.payloads.read();
-        let mut out = Vec::with_capacity(4 + ids.len() * 12);
-        out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
-        for &id in ids.iter() {
-            out.extend_from_slice(&id.to_le_bytes());
-        }
-        for p in payloads.iter() {
-            match p {
-                Some(p) => {
-                    let b = serde_json::to_vec(&**p).map_err(|e| {
-                        CollectionError::invalid(
-                            "payload",
-                            format!("cannot encode for checkpoint: {e}"),
-                        )
-                    })?;
-                    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-                    out.extend_from_slice(&b);
-                }
-                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
-            }
-        }
-        Ok(out)
-    }
-
     /// Opens a checkpointed segment from its three files.
     pub fn open(store: &Store, id: u32, del_name: &str) -> Result<Segment> {
         let hnsw = Hnsw::load(&store.path(&graph_name(id)), 0)?;
-        let seg = Segment::new(id, hnsw);
+        let mut seg = Segment::new(id, hnsw);
         let meta_path = store.path(&seg.meta_name());
         let (_, meta) = store.read_file(&seg.meta_name())?;
-        let corrupt = |offset: usize, reason: String| CollectionError::Corrupt {
-            file: meta_path.clone(),
-            offset: offset as u64,
-            reason,
-        };
-        let count = meta
-            .get(0..4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| corrupt(0, "missing count".into()))? as usize;
-        if count != seg.hnsw.len() {
-            return Err(corrupt(
-                0,
-                format!("{count} ids for a graph of {} nodes", seg.hnsw.len()),
-            ));
+        let points = PointTable::decode(&meta, &meta_path)?;
+        if points.len() != seg.hnsw.len() {
+            return Err(CollectionError::Corrupt {
+                file: meta_path,
+                offset: 0,
+                reason: format!(
+                    "{} ids for a graph of {} nodes",
+                    points.len(),
+                    seg.hnsw.len()
+                ),
+            });
         }
-        let ids_end = count
-            .checked_mul(8)
-            .and_then(|n| n.checked_add(4))
-            .filter(|&e| e <= meta.len())
-            .ok_or_else(|| corrupt(4, "ids truncated".into()))?;
-        let ids: Vec<PointId> = meta[4..ids_end]
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect();
-        let mut payloads = Vec::with_capacity(count);
-        let mut pos = ids_end;
-        for i in 0..count {
-            let len = meta
-                .get(pos..pos + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or_else(|| corrupt(pos, format!("payload {i} truncated")))?;
-            pos += 4;
-            if len == u32::MAX {
-                payloads.push(None);
-                continue;
-            }
-            let end = pos
-                .checked_add(len as usize)
-                .filter(|&e| e <= meta.len())
-                .ok_or_else(|| corrupt(pos, format!("payload {i} truncated")))?;
-            let p = decode_payload(&meta[pos..end])
-                .map_err(|e| corrupt(pos, format!("payload {i}: {e}")))?;
-            payloads.push(Some(Arc::new(p)));
-            pos = end;
-        }
-        if pos != meta.len() {
-            return Err(corrupt(pos, "trailing bytes".into()));
-        }
+        seg.points = points;
         let del_path = store.path(del_name);
         let (_, del) = store.read_file(del_name)?;
         let deleted =
@@ -246,8 +187,6 @@ impl Segment {
                     reason: e.to_string(),
                 })?;
         }
-        *seg.ids.write() = ids;
-        *seg.payloads.write() = payloads;
         seg.persisted.store(true, Ordering::Release);
         Ok(seg)
     }

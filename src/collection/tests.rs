@@ -99,6 +99,7 @@ fn random_operations_match_brute_force_model() {
                             vector: q.clone(),
                             k,
                             ef: Some(1000),
+                            nprobe: None,
                             with_payload: true,
                             with_vector: false,
                         })
@@ -186,6 +187,7 @@ fn invalid_requests_name_the_field() {
         vector: vec![1.0, 0.0, 0.0],
         k,
         ef,
+        nprobe: None,
         with_payload: false,
         with_vector: false,
     };

@@ -12,10 +12,11 @@ use super::pb;
 use super::status::invalid;
 use crate::collection::{
     Collection, CollectionConfig, CollectionError, FsyncPolicy, Payload, Point, Record,
-    SearchRequest, Stats, Value,
+    SearchRequest, SsdConfig, Stats, Value,
 };
 use crate::distance::Metric;
 use crate::hnsw::HnswParams;
+use crate::spann::SpannParams;
 
 /// A validated `CreateCollectionRequest`.
 #[derive(Debug)]
@@ -80,6 +81,23 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
                 Some(n) => to_usize("max_payload_bytes", n)?,
                 None => defaults.max_payload_bytes,
             },
+            ssd: if r.ssd_tier.unwrap_or(true) {
+                let d = SsdConfig::default();
+                let encoding = match r.ssd_encoding.as_deref() {
+                    None => d.spann.encoding,
+                    Some(e) => e.parse().map_err(|m: String| invalid("ssd_encoding", m))?,
+                };
+                Some(SsdConfig {
+                    spann: SpannParams {
+                        encoding,
+                        head_ratio: r.ssd_head_ratio.unwrap_or(d.spann.head_ratio),
+                        ..d.spann
+                    },
+                    nprobe: r.ssd_nprobe.map_or(d.nprobe, |n| n as usize),
+                })
+            } else {
+                None
+            },
         };
         config.validate().map_err(|e| match e {
             // Name the request field, not the config field.
@@ -88,6 +106,9 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
                     "dim" => "dimension",
                     "hnsw" if message.contains("ef_construction") => "hnsw_ef_construction",
                     "hnsw" => "hnsw_m",
+                    "ssd.nprobe" => "ssd_nprobe",
+                    "ssd.spann.encoding" => "ssd_encoding",
+                    "ssd.spann" if message.contains("head_ratio") => "ssd_head_ratio",
                     other => other,
                 };
                 invalid(field, message)
@@ -161,6 +182,7 @@ impl From<pb::SearchQuery> for SearchRequest {
             vector: q.vector,
             k: q.k as usize,
             ef: q.ef.map(|e| e as usize),
+            nprobe: q.nprobe.map(|n| n as usize),
             with_payload: q.with_payload,
             with_vector: q.with_vector,
         }
@@ -173,6 +195,7 @@ impl From<pb::SearchRequest> for SearchRequest {
             vector: q.vector,
             k: q.k as usize,
             ef: q.ef.map(|e| e as usize),
+            nprobe: q.nprobe.map(|n| n as usize),
             with_payload: q.with_payload,
             with_vector: q.with_vector,
         }
@@ -251,6 +274,12 @@ impl From<&CollectionConfig> for pb::CollectionSettings {
             fsync: fsync.into(),
             fsync_interval_ms,
             max_payload_bytes: c.max_payload_bytes as u64,
+            ssd_tier: c.ssd.is_some(),
+            ssd_nprobe: c.ssd.map_or(0, |s| s.nprobe as u32),
+            ssd_encoding: c
+                .ssd
+                .map_or(String::new(), |s| s.spann.encoding.to_string()),
+            ssd_head_ratio: c.ssd.map_or(0.0, |s| s.spann.head_ratio),
         }
     }
 }
@@ -264,6 +293,10 @@ impl From<Stats> for pb::CollectionStats {
             index_memory_bytes: s.index_memory_bytes as u64,
             checkpoint_lsn: s.checkpoint_lsn,
             last_lsn: s.last_lsn,
+            ssd_points: s.ssd_points as u64,
+            ssd_bytes: s.ssd_bytes,
+            merges: s.merges,
+            last_merge_seconds: s.last_merge_seconds,
         }
     }
 }

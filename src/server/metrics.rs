@@ -252,6 +252,26 @@ pub fn render(requests: &RequestMetrics, registry: &Registry) -> String {
         "gauge",
         "Seconds the most recent checkpoint took.",
     );
+    let mut ssd_points = family(
+        "quiver_collection_ssd_points",
+        "gauge",
+        "Points in the SSD tier (SPANN on disk).",
+    );
+    let mut ssd_bytes = family(
+        "quiver_collection_ssd_bytes",
+        "gauge",
+        "Bytes of the SSD tier's files.",
+    );
+    let mut merges = family(
+        "quiver_collection_merges_total",
+        "counter",
+        "Frozen memory segments merged into the SSD tier since the collection was opened.",
+    );
+    let mut merge_last = family(
+        "quiver_collection_last_merge_seconds",
+        "gauge",
+        "Seconds the most recent merge into the SSD tier took.",
+    );
     for name in names {
         let Ok(c) = registry.get(&name) else {
             continue; // dropped since the names were read
@@ -271,7 +291,11 @@ pub fn render(requests: &RequestMetrics, registry: &Registry) -> String {
             .push((name.clone(), s.checkpoint_lsn as f64));
         ckpt_count.values.push((name.clone(), ckpt.count as f64));
         ckpt_seconds.values.push((name.clone(), ckpt.total_seconds));
-        ckpt_last.values.push((name, ckpt.last_seconds));
+        ckpt_last.values.push((name.clone(), ckpt.last_seconds));
+        ssd_points.values.push((name.clone(), s.ssd_points as f64));
+        ssd_bytes.values.push((name.clone(), s.ssd_bytes as f64));
+        merges.values.push((name.clone(), s.merges as f64));
+        merge_last.values.push((name, s.last_merge_seconds));
     }
     for f in [
         points,
@@ -284,6 +308,10 @@ pub fn render(requests: &RequestMetrics, registry: &Registry) -> String {
         ckpt_count,
         ckpt_seconds,
         ckpt_last,
+        ssd_points,
+        ssd_bytes,
+        merges,
+        merge_last,
     ] {
         header(&mut out, f.name, f.kind, f.help);
         for (collection, v) in f.values {
@@ -363,6 +391,8 @@ mod tests {
             "quiver_collection_memory_tier_points{collection=\"docs\"} 7",
             "quiver_collection_last_lsn{collection=\"docs\"} 1",
             "quiver_collection_checkpoints_total{collection=\"docs\"} 0",
+            "quiver_collection_ssd_points{collection=\"docs\"} 0",
+            "quiver_collection_merges_total{collection=\"docs\"} 0",
             "# TYPE quiver_collection_wal_bytes gauge",
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");

@@ -44,31 +44,40 @@ pub fn rng_select(
 }
 
 /// Searches the head graph and picks the postings of `v` (already normalised
-/// for cosine) into `out`.
+/// for cosine) into `out`, among the heads `allow` accepts (all if `None`).
 pub fn assign(
     heads: &Hnsw,
     dist: &DistanceKernel,
     params: &SpannParams,
     v: &[f32],
+    allow: Option<&dyn Fn(NodeId) -> bool>,
     cands: &mut Vec<Neighbor>,
     out: &mut Vec<(u32, f32)>,
 ) -> Result<()> {
     let k = params.replica_candidates;
-    heads.search_into(v, k, k.max(64), None, cands)?;
+    heads.search_into(v, k, k.max(64), allow, cands)?;
     if cands.is_empty() && heads.live_len() > 0 {
         // The graph walk found no live head (a region whose heads were all
         // deleted by splits): scan them all, so no vector goes unplaced.
-        scan_heads(heads, dist, v, k, cands);
+        scan_heads(heads, dist, v, k, allow, cands);
     }
     rng_select(heads, dist, cands, params.replicas, params.eps1, out);
     Ok(())
 }
 
-/// The `k` nearest live heads of `v` by a full scan, nearest first.
-fn scan_heads(heads: &Hnsw, dist: &DistanceKernel, v: &[f32], k: usize, out: &mut Vec<Neighbor>) {
+/// The `k` nearest live heads of `v` (that `allow` accepts) by a full
+/// scan, nearest first.
+pub fn scan_heads(
+    heads: &Hnsw,
+    dist: &DistanceKernel,
+    v: &[f32],
+    k: usize,
+    allow: Option<&dyn Fn(NodeId) -> bool>,
+    out: &mut Vec<Neighbor>,
+) {
     out.clear();
     for id in (0..heads.len() as u32).map(NodeId) {
-        if heads.is_deleted(id) {
+        if heads.is_deleted(id) || allow.is_some_and(|a| !a(id)) {
             continue;
         }
         if let Some(hv) = heads.vector(id) {

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::codec::Codec;
 use super::file::PageFile;
+use super::generation::{self, heads_path, meta_path};
 use super::meta::{Meta, MetaInfo};
 use super::posting::{PostingBuilder, PAGE};
 use super::{
@@ -41,7 +42,8 @@ fn bar(progress: bool, len: usize, what: &str) -> ProgressBar {
 impl Spann {
     /// Builds an index over `base` into the directory `dir` (created if
     /// needed; existing index files are replaced) on the current rayon pool,
-    /// and opens it with `opts`. Vector ids are row numbers.
+    /// and opens it with `opts`. Vector ids are row numbers. The index is
+    /// written as generation 1.
     pub fn build(
         dir: &Path,
         mut base: VectorSet,
@@ -64,6 +66,9 @@ impl Spann {
             )));
         }
         std::fs::create_dir_all(dir).map_err(SpannError::io(dir))?;
+        generation::remove_all(dir)?;
+        let _ = std::fs::remove_file(dir.join("meta"));
+        let _ = std::fs::remove_file(dir.join("heads.hnsw"));
         // Check and normalise in place: the build holds one copy of the data.
         base.data
             .par_chunks_mut(dim)
@@ -109,7 +114,7 @@ impl Spann {
             .map_init(
                 || (Vec::new(), Vec::new()),
                 |(cands, out), (i, v)| {
-                    assign::assign(&heads, &dist, &params, v, cands, out)?;
+                    assign::assign(&heads, &dist, &params, v, None, cands, out)?;
                     if i % 1024 == 0 {
                         b.inc(1024);
                     }
@@ -171,14 +176,15 @@ impl Spann {
             dim,
             metric,
             nonce: rand::random(),
+            generation: 1,
             file_pages: 1,
-            dead_pages: 0,
         };
         let mut meta = Meta {
             info,
             sq8: codec.sq8.as_ref().map(|q| q.to_bytes()),
             postings: Vec::with_capacity(lists.len()),
-            versions: vec![0u8; n],
+            versions: vec![0u32; n],
+            free: Vec::new(),
         };
 
         // postings.dat: header page, then postings in head order.
@@ -218,6 +224,7 @@ impl Spann {
                     first_page: next_page,
                     capacity: pages,
                     count: l.len() as u32,
+                    bytes: layout.bytes(l.len()) as u32,
                 });
                 next_page += u64::from(pages);
             }
@@ -254,9 +261,9 @@ impl Spann {
         } else {
             let _ = std::fs::remove_file(dir.join("vectors.f32"));
         }
-        heads.save(&dir.join("heads.hnsw"))?;
-        meta.save(dir)?;
+        heads.save(&heads_path(dir, 1))?;
+        meta.save(&meta_path(dir, 1))?;
         drop(base);
-        Spann::open(dir, opts)
+        Spann::open_generation(dir, 1, opts)
     }
 }

@@ -23,7 +23,8 @@ fn row(data: &[f32], dim: usize, i: u32) -> &[f32] {
 }
 
 /// Balanced k-means of the rows `ids` into `k` clusters; returns each row's
-/// cluster and the centres (`k * dim`, normalised for cosine).
+/// cluster and the centres (`k * dim`, normalised for cosine). Runs on the
+/// current rayon pool.
 pub fn balanced_kmeans(
     data: &[f32],
     dim: usize,
@@ -32,6 +33,34 @@ pub fn balanced_kmeans(
     metric: Metric,
     balance: f32,
     seed: u64,
+) -> (Vec<u32>, Vec<f32>) {
+    kmeans(data, dim, ids, k, metric, balance, seed, true)
+}
+
+/// [`balanced_kmeans`] on the calling thread only: for posting splits,
+/// which run while holding posting locks and must not wait on rayon.
+pub(crate) fn balanced_kmeans_sequential(
+    data: &[f32],
+    dim: usize,
+    ids: &[u32],
+    k: usize,
+    metric: Metric,
+    balance: f32,
+    seed: u64,
+) -> (Vec<u32>, Vec<f32>) {
+    kmeans(data, dim, ids, k, metric, balance, seed, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn kmeans(
+    data: &[f32],
+    dim: usize,
+    ids: &[u32],
+    k: usize,
+    metric: Metric,
+    balance: f32,
+    seed: u64,
+    parallel: bool,
 ) -> (Vec<u32>, Vec<f32>) {
     let dist = metric.kernel();
     let k = k.clamp(1, ids.len().max(1));
@@ -57,10 +86,12 @@ pub fn balanced_kmeans(
                 *p += 0.25 * balance * mean_d * (c as f32 * k as f32 / total - 1.0);
             }
         }
-        let assign: Vec<(u32, f32)> = pts
-            .par_iter()
-            .map(|&i| nearest_penalised(row(data, dim, i), &centres, dim, &penalty, &dist))
-            .collect();
+        let near = |&i: &u32| nearest_penalised(row(data, dim, i), &centres, dim, &penalty, &dist);
+        let assign: Vec<(u32, f32)> = if parallel {
+            pts.par_iter().map(near).collect()
+        } else {
+            pts.iter().map(near).collect()
+        };
         mean_d = assign.iter().map(|a| a.1).sum::<f32>() / assign.len().max(1) as f32;
         counts = vec![0; k];
         let mut sums = vec![0f64; k * dim];

@@ -37,8 +37,8 @@ pub struct FileHeader {
     pub nonce: u64,
 }
 
-/// On-disk format version of the header page.
-pub const FILE_VERSION: u32 = 1;
+/// On-disk format version of the data files (2: chunked postings, u32 versions).
+pub const FILE_VERSION: u32 = 2;
 
 impl FileHeader {
     fn to_page(self) -> Vec<u8> {
@@ -77,7 +77,9 @@ impl FileHeader {
             return Err(SpannError::corrupt(
                 file,
                 8,
-                format!("unsupported version {version}"),
+                format!(
+                    "unsupported version {version} (this build reads {FILE_VERSION}; rebuild the index)"
+                ),
             ));
         }
         let got = FileHeader {
@@ -201,5 +203,20 @@ impl PageFile {
     /// Flushes written data to the device.
     pub fn sync(&self) -> Result<()> {
         self.write.sync_data().map_err(SpannError::io(&self.path))
+    }
+
+    /// Bytes in the file.
+    pub fn len(&self) -> Result<u64> {
+        self.write
+            .metadata()
+            .map(|m| m.len())
+            .map_err(SpannError::io(&self.path))
+    }
+
+    /// Sets the file's length (new bytes read as zeros).
+    pub fn set_len(&self, bytes: u64) -> Result<()> {
+        self.write
+            .set_len(bytes)
+            .map_err(SpannError::io(&self.path))
     }
 }

@@ -1,61 +1,113 @@
 //! The SSD tier: a SPANN posting-list index (Chen et al., NeurIPS 2021),
-//! updatable in place with SPFresh's LIRE (Xu et al., SOSP 2023).
+//! updatable in place and concurrently with SPFresh's LIRE (Xu et al.,
+//! SOSP 2023), crash-consistent through generations.
 //!
 //! Heads (about `head_ratio` of the vectors, picked by hierarchical balanced
 //! k-means, [`cluster`]) live in memory in our own [`Hnsw`]. Every vector is
 //! written to up to `replicas` postings chosen by the RNG rule ([`assign`]);
-//! postings are page-aligned in `postings.dat` ([`posting`], [`file`]). A
-//! query reads the postings of its nearest heads in one parallel round
-//! ([`search`]). Inserts, deletes, splits, reassignment and merges are in
-//! [`update`].
+//! postings are runs of checksummed chunks in page-aligned extents of
+//! `postings.dat` ([`posting`], [`file`], [`alloc`]). A query reads the
+//! postings of its nearest heads in one parallel round ([`search`]).
+//! Inserts, deletes, merges ([`update`]) and splits with reassignment
+//! ([`split`]) run concurrently with each other and with searches, all
+//! through `&self`. An index starts from a bulk build ([`Spann::build`]) or
+//! empty ([`Spann::create`]).
 //!
-//! An index is a directory: `meta`, `heads.hnsw`, `postings.dat` and, for
-//! compressed postings, `vectors.f32` (full vectors for re-ranking). Formats
-//! in docs/FORMAT.md.
+//! # Concurrency
+//! - Each posting has a writer lock held across its I/O by the one update
+//!   changing it (an append, a rewrite, a split); searches never take it.
+//! - A posting's location (its *slot*) sits behind a tiny per-posting mutex
+//!   that a search holds only to copy it. Bytes a slot covers are never
+//!   changed while the slot can be read: an insert appends a chunk *after*
+//!   them and then publishes the longer slot; a rewrite goes to a fresh
+//!   extent and then swaps the slot. Freed extents are reused only after
+//!   every search that could hold the old slot has finished ([`epoch`]).
+//! - The version map and the deleted bits are atomics ([`versions`]); the
+//!   head graph takes concurrent inserts itself and is behind a read-write
+//!   lock only so its capacity can grow (a write lock held for a copy).
+//!
+//! What a search sees (with `nprobe` at least the live head count, so that
+//! every posting is probed; with fewer it is approximate, as always):
+//! - it returns no id whose delete returned before the search returned
+//!   (results are checked against the deleted bits last);
+//! - it returns every id whose insert returned before the search began and
+//!   that was not deleted before the search returned;
+//! - each id once, at the exact distance of its (immutable) vector.
+//!
+//! Splits and reassignment keep this without a window: a split publishes
+//! both new postings before the old head is retired, and a retired
+//! posting's extent stays readable for searches that picked its head
+//! earlier; a reassigned vector's new copies are published before its
+//! version is raised, and the raise itself is deferred until every search
+//! that began before those copies existed has finished, so a search never
+//! sees the old copies turn stale while it could still miss the new ones.
+//!
+//! # Durability
+//! [`Spann::checkpoint`] writes generation G (`meta.<G>`, `heads.<G>.hnsw`;
+//! see [`generation`]) without changing bytes that an older generation
+//! references; [`Spann::open`] opens the newest generation,
+//! [`Spann::open_generation`] a given one. Updates after the last
+//! checkpoint are lost by a crash: the owner (a collection) replays them
+//! from its WAL. Formats in docs/FORMAT.md.
 
+pub mod alloc;
 pub mod assign;
 mod build;
 pub mod cluster;
 pub mod codec;
+mod epoch;
 mod error;
 pub mod file;
+mod gate;
+pub mod generation;
+mod lookup;
 pub mod meta;
 pub mod params;
 pub mod posting;
 mod search;
+mod segvec;
+mod slots;
+mod split;
 mod update;
+pub mod versions;
 
 pub use error::{Result, SpannError};
 pub use file::IoMode;
 pub use params::{Encoding, SearchParams, SpannParams};
-pub use posting::{decode_posting, PostingLayout, PostingView};
+pub use posting::{decode_posting, Entry, PostingLayout, PostingView};
 pub use search::{Hit, SearchStats};
-pub use update::UpdateStats;
+pub use update::{SpaceStats, UpdateStats};
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::distance::{DistanceKernel, Metric};
 use crate::hnsw::Hnsw;
-use crate::quant::Sq8Quantizer;
+use alloc::Allocator;
 use codec::Codec;
+use epoch::Epochs;
 use file::{FileHeader, PageFile};
-use meta::{Meta, MetaInfo};
+use gate::Gate;
+use meta::MetaInfo;
+use segvec::SegVec;
+use slots::{PostingCell, State};
+use update::Counters;
+use versions::VersionMap;
 
 /// Where one posting lives in `postings.dat`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PostingSlot {
     /// First page (page 0 is the header).
     pub first_page: u64,
-    /// Pages reserved; 0 for a deleted head.
+    /// Pages reserved; 0 for an empty posting or a deleted head.
     pub capacity: u32,
     /// Entries written (stale ones included).
     pub count: u32,
+    /// Bytes written (all chunks), from `first_page`.
+    pub bytes: u32,
 }
-
-/// Bit of a version-map byte that marks a deleted id.
-const DELETED: u8 = 0x80;
-/// Version bits (the version wraps at 128).
-const VERSION_MASK: u8 = 0x7f;
 
 /// How an index is opened.
 #[derive(Clone, Copy, Debug)]
@@ -75,21 +127,42 @@ impl Default for OpenOptions {
     }
 }
 
-/// A SPANN index open on a directory.
+/// A SPANN index open on a directory. `Send + Sync`: share it (e.g. in an
+/// `Arc`) between searching and updating threads.
 pub struct Spann {
     dir: PathBuf,
-    info: MetaInfo,
+    params: SpannParams,
+    dim: usize,
+    metric: Metric,
+    nonce: u64,
     dist: DistanceKernel,
     codec: Codec,
     layout: PostingLayout,
-    heads: Hnsw,
-    postings: Vec<PostingSlot>,
-    /// Per vector id: version (7 bits) and the [`DELETED`] bit.
-    versions: Vec<u8>,
+    heads: RwLock<Hnsw>,
+    /// Per head (node of `heads`): its posting's slot and writer lock.
+    slots: SegVec<PostingCell>,
+    versions: VersionMap,
+    alloc: Mutex<Allocator>,
+    epochs: Epochs,
+    /// Update operations enter it; a checkpoint's snapshot pauses them.
+    ops: Gate,
+    /// Head inserts hold it shared; a checkpoint exclusive while it saves
+    /// the head graph (so the graph saved is the one snapshotted).
+    head_inserts: RwLock<()>,
+    /// Serialises checkpoints and releases.
+    checkpointing: Mutex<()>,
+    /// Serialises the creation of a first head.
+    bootstrap: Mutex<()>,
+    /// Heads being merged away (excluded from assignment).
+    draining: AtomicUsize,
+    /// Newest generation written (or opened).
+    written: AtomicU64,
     postings_file: PageFile,
     vectors_file: Option<PageFile>,
+    /// Length of `vectors.f32`, grown (never shrunk) under this lock.
+    vectors_len: Mutex<u64>,
     io: rayon::ThreadPool,
-    stats: UpdateStats,
+    stats: Counters,
 }
 
 const POSTINGS_MAGIC: [u8; 8] = *b"QVSPPOST";
@@ -106,120 +179,16 @@ fn header(magic: [u8; 8], info: &MetaInfo) -> FileHeader {
 }
 
 impl Spann {
-    /// Opens the index in `dir`, checking every file against `meta`.
-    pub fn open(dir: &Path, opts: OpenOptions) -> Result<Self> {
-        let meta = Meta::load(dir)?;
-        let info = meta.info;
-        let heads_path = dir.join("heads.hnsw");
-        let heads = Hnsw::load(&heads_path, 0)?;
-        if heads.dim() != info.dim
-            || heads.metric() != info.metric
-            || heads.len() != meta.postings.len()
-        {
-            return Err(SpannError::corrupt(
-                &heads_path,
-                0,
-                format!(
-                    "head graph holds {} x {} ({}); meta expects {} x {} ({})",
-                    heads.len(),
-                    heads.dim(),
-                    heads.metric(),
-                    meta.postings.len(),
-                    info.dim,
-                    info.metric
-                ),
-            ));
-        }
-        let encoding = info.params.encoding;
-        let sq8 = match (&meta.sq8, encoding) {
-            (Some(b), Encoding::Sq8) => Some(Sq8Quantizer::from_bytes(b)?),
-            (None, Encoding::Sq8) => {
-                return Err(SpannError::corrupt(
-                    dir.join("meta"),
-                    0,
-                    "SQ8 index without a quantizer",
-                ))
-            }
-            _ => None,
-        };
-        if let Some(q) = &sq8 {
-            if q.dim() != info.dim {
-                return Err(SpannError::corrupt(
-                    dir.join("meta"),
-                    0,
-                    "quantizer dimension differs",
-                ));
-            }
-        }
-        let postings_file = PageFile::open(
-            &dir.join("postings.dat"),
-            header(POSTINGS_MAGIC, &info),
-            opts.io,
-        )?;
-        let vectors_file = if encoding != Encoding::F32 {
-            Some(PageFile::open(
-                &dir.join("vectors.f32"),
-                header(VECTORS_MAGIC, &info),
-                opts.io,
-            )?)
-        } else {
-            None
-        };
-        let io = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.io_threads.max(1))
-            .thread_name(|i| format!("spann-io-{i}"))
-            .build()
-            .map_err(|e| SpannError::InvalidParam(format!("io thread pool: {e}")))?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            dist: info.metric.kernel(),
-            codec: Codec {
-                encoding,
-                dim: info.dim,
-                sq8,
-            },
-            layout: PostingLayout {
-                dim: info.dim,
-                encoding,
-            },
-            heads,
-            postings: meta.postings,
-            versions: meta.versions,
-            postings_file,
-            vectors_file,
-            io,
-            info,
-            stats: UpdateStats::default(),
-        })
-    }
-
-    /// Writes `meta` and `heads.hnsw` so the directory reflects every update.
-    pub fn flush(&self) -> Result<()> {
-        self.postings_file.sync()?;
-        if let Some(v) = &self.vectors_file {
-            v.sync()?;
-        }
-        let heads_path = self.dir.join("heads.hnsw");
-        self.heads.save(&heads_path)?;
-        Meta {
-            info: self.info.clone(),
-            sq8: self.codec.sq8.as_ref().map(|q| q.to_bytes()),
-            postings: self.postings.clone(),
-            versions: self.versions.clone(),
-        }
-        .save(&self.dir)
-    }
-
     pub fn dim(&self) -> usize {
-        self.info.dim
+        self.dim
     }
 
     pub fn metric(&self) -> Metric {
-        self.info.metric
+        self.metric
     }
 
     pub fn params(&self) -> &SpannParams {
-        &self.info.params
+        &self.params
     }
 
     pub fn dir(&self) -> &Path {
@@ -232,86 +201,103 @@ impl Spann {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.versions.is_empty()
+        self.versions.len() == 0
     }
 
     /// Live heads (postings).
     pub fn heads(&self) -> usize {
-        self.heads.live_len()
+        self.heads.read().live_len()
     }
 
-    /// The head graph.
-    pub fn head_index(&self) -> &Hnsw {
-        &self.heads
+    /// The head graph, read-locked: drop the guard soon (head inserts that
+    /// must grow the graph wait for it).
+    pub fn head_index(&self) -> RwLockReadGuard<'_, Hnsw> {
+        self.heads.read()
     }
 
     /// Whether `id` exists and is not deleted.
     pub fn contains(&self, id: u32) -> bool {
         self.versions
-            .get(id as usize)
-            .is_some_and(|v| v & DELETED == 0)
+            .word(id)
+            .is_some_and(|w| w & versions::DELETED == 0)
     }
 
     /// Resident bytes: head graph and vectors, posting table, version map,
     /// quantizer (the page cache is not counted).
     pub fn memory_bytes(&self) -> usize {
-        self.heads.memory_bytes()
-            + self.postings.capacity() * std::mem::size_of::<PostingSlot>()
-            + self.versions.capacity()
+        self.heads.read().memory_bytes()
+            + self.slots.bytes()
+            + self.versions.bytes()
             + self.codec.sq8.as_ref().map_or(0, |q| q.serialized_len())
             + std::mem::size_of::<Self>()
     }
 
     /// Entry counts of the live postings (stale entries included).
     pub fn posting_lengths(&self) -> Vec<u32> {
-        self.postings
-            .iter()
-            .filter(|s| s.capacity > 0)
-            .map(|s| s.count)
+        let n = self.heads.read().len();
+        (0..n)
+            .map(|h| self.slots.get(h).get())
+            .filter(|c| c.state == State::Live && c.slot.capacity > 0)
+            .map(|c| c.slot.count)
             .collect()
     }
 
-    /// Bytes of `postings.dat`.
+    /// Bytes of `postings.dat` in use (the allocated end of the file).
     pub fn disk_bytes(&self) -> u64 {
-        self.info.file_pages * posting::PAGE as u64
+        self.alloc.lock().file_pages() * posting::PAGE as u64
     }
 
     /// Statistics of the updates applied since open.
     pub fn update_stats(&self) -> UpdateStats {
-        self.stats
+        self.stats.load()
+    }
+
+    /// The newest generation written (by a checkpoint) or opened.
+    pub fn generation(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
     }
 
     /// Checks and normalises a vector (a copy) for this index's metric.
-    fn prepare(&self, v: &[f32], what: &str, out: &mut Vec<f32>) -> Result<()> {
-        prepare(v, self.info.dim, self.info.metric, what, out)
+    fn prepare(&self, v: &[f32], what: impl Fn() -> String, out: &mut Vec<f32>) -> Result<()> {
+        prepare(v, self.dim, self.metric, what, out)
     }
 }
 
 /// Checks a vector's length and values; normalises a copy for cosine.
+/// `what` names the vector in errors.
 pub(crate) fn prepare(
     v: &[f32],
     dim: usize,
     metric: Metric,
-    what: &str,
+    what: impl Fn() -> String,
     out: &mut Vec<f32>,
 ) -> Result<()> {
     if v.len() != dim {
         return Err(SpannError::Dimension {
-            what: what.into(),
+            what: what(),
             expected: dim,
             got: v.len(),
         });
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(SpannError::NonFinite {
-            what: what.into(),
+            what: what(),
             index: i,
         });
     }
     out.clear();
     out.extend_from_slice(v);
     if metric.normalizes() && !crate::distance::normalize(out) {
-        return Err(SpannError::ZeroNorm { what: what.into() });
+        return Err(SpannError::ZeroNorm { what: what() });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spann_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Spann>();
+    }
 }

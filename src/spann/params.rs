@@ -58,6 +58,16 @@ impl std::str::FromStr for Encoding {
     }
 }
 
+impl std::fmt::Display for Encoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Encoding::F32 => "f32",
+            Encoding::F16 => "f16",
+            Encoding::Sq8 => "sq8",
+        })
+    }
+}
+
 /// Build and update settings of a SPANN index.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpannParams {

@@ -1,7 +1,10 @@
-//! Queries: nearest heads from the in-memory graph, query-aware pruning
-//! (ε₂), every kept posting read and scanned in parallel in one I/O round,
-//! replicas deduplicated, and for compressed postings a second round that
-//! re-ranks the best candidates with full-precision vectors.
+//! Queries: nearest heads from the in-memory graph (or all live heads,
+//! scanned, when `nprobe` covers them), query-aware pruning (ε₂), every kept
+//! posting read and scanned in parallel in one I/O round, replicas
+//! deduplicated, and for compressed postings a second round that re-ranks
+//! the best candidates with full-precision vectors. A search takes no lock
+//! across I/O: it pins the epoch (so the extents it reads stay intact),
+//! copies each posting's slot, and checks the deleted bits again last.
 
 use std::collections::BinaryHeap;
 use std::time::Instant;
@@ -10,7 +13,9 @@ use rayon::prelude::*;
 
 use super::codec::CodeDistance;
 use super::posting::{decode_posting, PAGE};
-use super::{Result, SearchParams, Spann, SpannError, DELETED};
+use super::slots::State;
+use super::versions;
+use super::{assign, PostingSlot, Result, SearchParams, Spann, SpannError};
 use crate::hnsw::Neighbor;
 
 /// One result.
@@ -74,25 +79,42 @@ impl Spann {
         sp: &SearchParams,
     ) -> Result<(Vec<Hit>, SearchStats)> {
         let started = Instant::now();
-        let mut q = Vec::with_capacity(self.info.dim);
-        self.prepare(query, "query", &mut q)?;
+        let mut q = Vec::with_capacity(self.dim);
+        self.prepare(query, || "query".into(), &mut q)?;
         let mut stats = SearchStats::default();
         if k == 0 || sp.nprobe == 0 {
             return Ok((Vec::new(), stats));
         }
-        let heads = self
-            .heads
-            .search(&q, sp.nprobe, sp.head_ef.max(sp.nprobe))?;
+        let _pin = self.epochs.pin();
+        let heads = {
+            let g = self.heads.read();
+            if sp.nprobe >= g.live_len() {
+                // Every posting is probed: take all live heads by a scan
+                // (exact, and cheaper than a graph walk with that beam).
+                let mut all = Vec::with_capacity(g.live_len());
+                assign::scan_heads(&g, &self.dist, &q, sp.nprobe, None, &mut all);
+                all
+            } else {
+                g.search(&q, sp.nprobe, sp.head_ef.max(sp.nprobe))?
+            }
+        };
         stats.heads = heads.len();
-        let kept = self.prune(&heads, sp);
+        let kept: Vec<(u32, PostingSlot)> = self
+            .prune(&heads, sp)
+            .iter()
+            .filter_map(|h| {
+                let c = self.slots.get(h.id.0 as usize).get();
+                (c.state != State::Unborn && c.slot.bytes > 0).then_some((h.id.0, c.slot))
+            })
+            .collect();
         let lossy = self.codec.lossy();
         let r = if lossy { sp.rerank.max(k) } else { k };
-        let cd = CodeDistance::new(&self.codec, self.info.metric, &q);
+        let cd = CodeDistance::new(&self.codec, self.metric, &q);
 
         // Round 1: read and scan every kept posting in parallel.
         let per: Vec<(Vec<Cand>, usize, u64)> = self.io.install(|| {
             kept.par_iter()
-                .map(|h| self.scan_posting(h.id.0, &cd, r))
+                .map(|&(h, slot)| self.scan_posting(h, slot, &cd, r))
                 .collect::<Result<_>>()
         })?;
         let mut all: Vec<Cand> = Vec::with_capacity(per.iter().map(|p| p.0.len()).sum());
@@ -108,7 +130,7 @@ impl Spann {
         // sorting then dropping repeated ids keeps each id once.
         all.sort_unstable();
         let mut seen = std::collections::HashSet::with_capacity(all.len());
-        all.retain(|c| seen.insert(c.1));
+        all.retain(|c| seen.insert(c.1) && self.contains(c.1));
         all.truncate(r);
 
         if lossy && !all.is_empty() {
@@ -117,7 +139,7 @@ impl Spann {
                 .vectors_file
                 .as_ref()
                 .expect("lossy index has vectors.f32");
-            let dim = self.info.dim;
+            let dim = self.dim;
             let row = dim * 4;
             let exact: Vec<Cand> = self.io.install(|| {
                 all.par_iter()
@@ -143,6 +165,8 @@ impl Spann {
             all = exact;
             all.sort_unstable();
         }
+        // Deletes that landed while the postings were scanned.
+        all.retain(|c| self.contains(c.1));
         all.truncate(k);
         stats.latency_us = started.elapsed().as_secs_f64() * 1e6;
         Ok((
@@ -169,18 +193,25 @@ impl Spann {
         &heads[..n.max(1)]
     }
 
-    /// Reads posting `h` and returns its best `r` live entries, the entries
-    /// scanned and the bytes read.
-    fn scan_posting(&self, h: u32, cd: &CodeDistance, r: usize) -> Result<(Vec<Cand>, usize, u64)> {
-        let slot = self.postings[h as usize];
-        if slot.capacity == 0 || slot.count == 0 {
-            return Ok((Vec::new(), 0, 0));
-        }
-        let pages = self.layout.pages(slot.count as usize);
+    /// Reads posting `h` at `slot` and returns its best `r` live entries,
+    /// the entries scanned and the bytes read.
+    fn scan_posting(
+        &self,
+        h: u32,
+        slot: PostingSlot,
+        cd: &CodeDistance,
+        r: usize,
+    ) -> Result<(Vec<Cand>, usize, u64)> {
+        let pages = (slot.bytes as usize).div_ceil(PAGE);
         let file = &self.postings_file;
         file.read_pages(slot.first_page, pages, |buf| {
             let offset = slot.first_page * PAGE as u64;
-            let view = decode_posting(buf, self.layout, file.path(), offset)?;
+            let view = decode_posting(
+                &buf[..slot.bytes as usize],
+                self.layout,
+                file.path(),
+                offset,
+            )?;
             if view.head != h || view.len() != slot.count as usize {
                 return Err(SpannError::corrupt(
                     file.path(),
@@ -193,20 +224,19 @@ impl Spann {
                     ),
                 ));
             }
-            let mut heap = BinaryHeap::with_capacity(r + 1);
-            for i in 0..view.len() {
-                let id = view.id(i);
-                let Some(&v) = self.versions.get(id as usize) else {
+            let mut heap = BinaryHeap::with_capacity(r.min(view.len()) + 1);
+            for (i, e) in view.iter().enumerate() {
+                let Some(w) = self.versions.word(e.id) else {
                     return Err(SpannError::corrupt(
                         file.path(),
                         offset,
-                        format!("entry {i} names unknown id {id}"),
+                        format!("entry {i} names unknown id {}", e.id),
                     ));
                 };
-                if v & DELETED != 0 || v != view.version(i) {
+                if versions::garbage(e.version, w) {
                     continue; // deleted or stale: dropped when the posting is rewritten
                 }
-                push_bounded(&mut heap, Cand(cd.distance(view.code(i)), id), r);
+                push_bounded(&mut heap, Cand(cd.distance(e.code), e.id), r);
             }
             Ok((heap.into_vec(), view.len(), (pages * PAGE) as u64))
         })?

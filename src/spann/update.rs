@@ -1,23 +1,32 @@
-//! Updating in place, SPFresh's LIRE protocol:
-//! - insert: postings chosen by the RNG rule ([`super::assign`]), appended to
-//!   (read, drop stale entries, add, write back; relocated to the end of the
-//!   file with room to grow when it no longer fits);
-//! - delete: a tombstone bit in the version map, stale copies dropped lazily;
-//! - split: a posting over its limit is cut by balanced 2-means into two new
-//!   heads, the old head is deleted, and only vectors that LIRE's two
-//!   conditions flag are reassigned (new version, insert path again);
-//! - merge ([`Spann::compact`]): postings under `min_posting_len` live entries
-//!   are dissolved and their vectors reassigned.
+//! Updating in place, concurrently, with SPFresh's LIRE protocol:
+//! - insert: postings chosen by the RNG rule ([`super::assign`]); the new
+//!   entries are appended to each as one chunk when they fit its extent and
+//!   length limit, else the posting is rewritten (stale entries dropped) to
+//!   a fresh extent, or split ([`super::split`]) when still over the limit;
+//! - delete: a tombstone bit in the version map; stale copies are dropped
+//!   when their posting is next rewritten;
+//! - merge ([`Spann::compact`]): postings under `min_posting_len` live
+//!   entries are drained (their vectors reassigned elsewhere first) and
+//!   then retired; postings holding stale entries are rewritten.
 //!
-//! Updates take `&mut self`: searches never see a half-applied split.
+//! `insert_batch` places its vectors in rounds: assign every vector (in
+//! parallel), append to every touched posting (in parallel, one writer per
+//! posting), then place again what splits moved or what hit a posting that
+//! a concurrent split retired meanwhile. A reassigned vector's version is
+//! raised (deferred past earlier readers) only once a new copy is published.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use parking_lot::MutexGuard;
 use rayon::prelude::*;
 
+use super::epoch::Deferred;
 use super::posting::{decode_posting, PostingBuilder, PAGE};
-use super::{assign, cluster, PostingSlot, Result, Spann, SpannError, DELETED, VERSION_MASK};
-use crate::hnsw::NodeId;
+use super::slots::{Cell, State};
+use super::versions::{self, VERSION_MASK};
+use super::{assign, PostingSlot, Result, Spann, SpannError};
+use crate::hnsw::{HnswError, NodeId};
 
 /// Counters of the updates applied since open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
@@ -27,31 +36,114 @@ pub struct UpdateStats {
     pub splits: u64,
     pub merges: u64,
     pub reassigned: u64,
+    /// Postings rewritten to a bigger extent because new entries did not fit.
     pub relocations: u64,
+    /// Chunks appended in place.
+    pub appends: u64,
+    /// Postings rewritten to a fresh extent (relocations, garbage dropped).
+    pub rewrites: u64,
 }
 
-/// Members tried, nearest the centre first, as a split's new head.
-const MEDOID_TRIES: usize = 8;
-/// Distance under which a member counts as the same point as a head.
-const SAME_POINT: f32 = 1e-6;
-
-/// Vectors waiting to be placed: ids and rows (normalised).
+/// The atomic form of [`UpdateStats`].
 #[derive(Default)]
-struct Batch {
-    ids: Vec<u32>,
-    vecs: Vec<f32>,
+pub(crate) struct Counters {
+    pub inserted: AtomicU64,
+    pub deleted: AtomicU64,
+    pub splits: AtomicU64,
+    pub merges: AtomicU64,
+    pub reassigned: AtomicU64,
+    pub relocations: AtomicU64,
+    pub appends: AtomicU64,
+    pub rewrites: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn load(&self) -> UpdateStats {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        UpdateStats {
+            inserted: l(&self.inserted),
+            deleted: l(&self.deleted),
+            splits: l(&self.splits),
+            merges: l(&self.merges),
+            reassigned: l(&self.reassigned),
+            relocations: l(&self.relocations),
+            appends: l(&self.appends),
+            rewrites: l(&self.rewrites),
+        }
+    }
+}
+
+/// Space use of `postings.dat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpaceStats {
+    /// Bytes of the file in use (its allocated end).
+    pub file_bytes: u64,
+    /// Bytes of chunks written in live postings (stale entries included).
+    pub live_bytes: u64,
+    /// Bytes of the extents reserved by live postings.
+    pub reserved_bytes: u64,
+    /// Bytes free for reuse now.
+    pub free_bytes: u64,
+    /// Bytes freed but still referenced by an older generation on disk
+    /// (reusable after `release_before`).
+    pub pending_bytes: u64,
+}
+
+/// Most placement rounds of one batch (a safeguard: each round places
+/// every vector or retries the few that met a concurrent split).
+const MAX_ROUNDS: usize = 10_000;
+
+/// Vectors waiting to be placed: ids, rows (normalised) and the version
+/// each copy is written with.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Batch {
+    pub ids: Vec<u32>,
+    pub vecs: Vec<f32>,
+    pub vers: Vec<u32>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn row(&self, i: usize, dim: usize) -> &[f32] {
+        &self.vecs[i * dim..(i + 1) * dim]
+    }
+
+    pub fn push(&mut self, id: u32, v: &[f32], version: u32) {
+        self.ids.push(id);
+        self.vecs.extend_from_slice(v);
+        self.vers.push(version);
+    }
+
+    pub fn append(&mut self, other: Batch) {
+        self.ids.extend(other.ids);
+        self.vecs.extend(other.vecs);
+        self.vers.extend(other.vers);
+    }
 }
 
 impl Spann {
     /// Inserts one vector; returns its id.
-    pub fn insert(&mut self, v: &[f32]) -> Result<u32> {
+    pub fn insert(&self, v: &[f32]) -> Result<u32> {
         Ok(self.insert_batch(v)?[0])
     }
 
     /// Inserts the rows of `data` (row-major); returns their ids, in order.
-    /// Each touched posting is rewritten once per batch.
-    pub fn insert_batch(&mut self, data: &[f32]) -> Result<Vec<u32>> {
-        let dim = self.info.dim;
+    /// Safe to call from many threads at once and alongside searches; the
+    /// batch's vectors are placed in parallel. When it returns, every
+    /// vector is searchable. On error no id of the batch stays live.
+    pub fn insert_batch(&self, data: &[f32]) -> Result<Vec<u32>> {
+        let dim = self.dim;
         if !data.len().is_multiple_of(dim) {
             return Err(SpannError::Dimension {
                 what: "insert batch".into(),
@@ -60,340 +152,549 @@ impl Spann {
             });
         }
         let n = data.len() / dim;
-        if self.versions.len() + n >= u32::MAX as usize {
-            return Err(SpannError::InvalidParam("vector ids exhausted".into()));
+        if n == 0 {
+            return Ok(Vec::new());
         }
+        let _op = self.ops.enter();
         let mut batch = Batch {
             ids: Vec::with_capacity(n),
             vecs: Vec::with_capacity(data.len()),
+            vers: vec![0; n],
         };
         let mut tmp = Vec::with_capacity(dim);
         for (i, v) in data.chunks_exact(dim).enumerate() {
-            self.prepare(v, &format!("inserted vector {i}"), &mut tmp)?;
+            self.prepare(v, || format!("inserted vector {i}"), &mut tmp)?;
             batch.vecs.extend_from_slice(&tmp);
         }
-        let first = self.versions.len() as u32;
+        let first = self.versions.reserve(n)?;
         batch.ids.extend(first..first + n as u32);
-        if let Some(vf) = &self.vectors_file {
-            let off = PAGE as u64 + u64::from(first) * (dim * 4) as u64;
-            let bytes: &[u8] = bytemuck::cast_slice(&batch.vecs);
-            vf.write_bytes(off, bytes)?;
-            // Keep the file whole pages long (O_DIRECT reads of the last rows).
-            let end = off + bytes.len() as u64;
-            let pad = (PAGE as u64 - end % PAGE as u64) % PAGE as u64;
-            vf.write_bytes(end, &vec![0u8; pad as usize])?;
-        }
-        self.versions.resize(self.versions.len() + n, 0);
-        self.stats.inserted += n as u64;
         let ids = batch.ids.clone();
-        self.place(batch)?;
+        let placed = self
+            .write_rows(first, &batch.vecs)
+            .and_then(|()| self.place(batch));
+        if let Err(e) = placed {
+            for &id in &ids {
+                self.versions.delete(id);
+            }
+            return Err(e);
+        }
+        Counters::add(&self.stats.inserted, n as u64);
+        self.maintain();
         Ok(ids)
     }
 
     /// Deletes `id` (a tombstone); returns `false` if it was already deleted.
-    pub fn delete(&mut self, id: u32) -> Result<bool> {
-        let v = self
-            .versions
-            .get_mut(id as usize)
-            .ok_or(SpannError::UnknownId(id))?;
-        if *v & DELETED != 0 {
-            return Ok(false);
+    pub fn delete(&self, id: u32) -> Result<bool> {
+        let _op = self.ops.enter();
+        let fresh = self.versions.delete(id).ok_or(SpannError::UnknownId(id))?;
+        if fresh {
+            Counters::add(&self.stats.deleted, 1);
         }
-        *v |= DELETED;
-        self.stats.deleted += 1;
-        Ok(true)
+        Ok(fresh)
     }
 
     /// Rewrites every posting holding stale entries and dissolves postings
-    /// under `min_posting_len` live entries (their vectors are reassigned).
-    pub fn compact(&mut self) -> Result<()> {
-        let mut pending = Batch::default();
-        for h in 0..self.postings.len() as u32 {
-            let slot = self.postings[h as usize];
-            if slot.capacity == 0 {
+    /// under `min_posting_len` live entries (their vectors are reassigned
+    /// first, then the head is retired). Runs alongside inserts and searches.
+    pub fn compact(&self) -> Result<()> {
+        let _op = self.ops.enter();
+        let n = self.heads.read().len();
+        for h in 0..n as u32 {
+            let pc = self.slots.get(h as usize);
+            let cell = pc.get();
+            if cell.state != State::Live {
                 continue;
             }
-            let live = self.read_live(h)?;
-            if live.ids.len() < self.info.params.min_posting_len && self.heads.live_len() > 1 {
-                self.drop_head(h)?;
-                self.stats.merges += 1;
-                self.requeue(live, &mut pending);
-            } else if live.ids.len() < slot.count as usize {
-                self.write_posting(h, &live)?;
+            let pin = self.epochs.pin();
+            let live = self.read_posting(h, cell.slot)?;
+            let small =
+                live.len() < self.params.min_posting_len && self.heads.read().live_len() > 1;
+            if small {
+                drop(pin);
+                self.merge(h)?;
+            } else if live.len() < cell.slot.count as usize {
+                let _w = pc.write.lock();
+                let cell = pc.get();
+                if cell.state == State::Live {
+                    let live = self.read_posting(h, cell.slot)?;
+                    self.rewrite(h, &live)?;
+                }
             }
         }
-        self.place(pending)
+        self.maintain();
+        Ok(())
     }
 
-    /// Live copies of every vector id across all postings (0 for deleted
-    /// ids): the replica-count distribution. Reads every posting.
+    /// Drains head `h`: new assignments and appends avoid it, its live
+    /// vectors are placed elsewhere with new versions, then it is retired.
+    /// (Concurrent compactions may drain the same head; one retires it.)
+    fn merge(&self, h: u32) -> Result<()> {
+        let pc = self.slots.get(h as usize);
+        pc.draining.fetch_add(1, Ordering::AcqRel);
+        self.draining.fetch_add(1, Ordering::AcqRel);
+        let res = (|| -> Result<bool> {
+            let moved = {
+                let _pin = self.epochs.pin();
+                let _w = pc.write.lock();
+                let cell = pc.get();
+                if cell.state != State::Live {
+                    return Ok(false);
+                }
+                self.requeue(self.read_posting(h, cell.slot)?)
+            };
+            self.place(moved)?;
+            let _w = pc.write.lock();
+            if pc.get().state != State::Live {
+                return Ok(false);
+            }
+            self.retire(h)?;
+            Ok(true)
+        })();
+        self.draining.fetch_sub(1, Ordering::AcqRel);
+        if !matches!(res, Ok(true)) {
+            pc.draining.fetch_sub(1, Ordering::AcqRel);
+        }
+        if res? {
+            Counters::add(&self.stats.merges, 1);
+        }
+        Ok(())
+    }
+
+    /// `live`'s vectors that are not deleted, each with its next version.
+    pub(super) fn requeue(&self, live: Batch) -> Batch {
+        let dim = self.dim;
+        let mut out = Batch::default();
+        for i in 0..live.len() {
+            let id = live.ids[i];
+            if let Some(w) = self.versions.word(id) {
+                if w & versions::DELETED == 0 {
+                    out.push(id, live.row(i, dim), versions::next(w & VERSION_MASK));
+                }
+            }
+        }
+        Counters::add(&self.stats.reassigned, out.len() as u64);
+        out
+    }
+
+    /// Live copies of every vector id across all live postings (0 for
+    /// deleted ids): the replica-count distribution. Reads every posting.
     pub fn replica_counts(&self) -> Result<Vec<u16>> {
+        let _pin = self.epochs.pin();
         let mut counts = vec![0u16; self.versions.len()];
-        for h in 0..self.postings.len() as u32 {
-            for id in self.read_live(h)?.ids {
-                counts[id as usize] = counts[id as usize].saturating_add(1);
+        let n = self.heads.read().len();
+        for h in 0..n as u32 {
+            let cell = self.slots.get(h as usize).get();
+            if cell.state != State::Live {
+                continue;
+            }
+            for id in self.read_posting(h, cell.slot)?.ids {
+                if let Some(c) = counts.get_mut(id as usize) {
+                    *c = c.saturating_add(1);
+                }
             }
         }
         Ok(counts)
     }
 
-    /// Assigns and appends `batch`, then splits what overflowed, until no
-    /// vector is left to (re)place.
-    fn place(&mut self, mut batch: Batch) -> Result<()> {
-        let dim = self.info.dim;
+    /// Space use of `postings.dat`: file, live and reserved bytes, and what
+    /// is free now or after the next release.
+    pub fn space_stats(&self) -> SpaceStats {
+        let n = self.heads.read().len();
+        let (mut live, mut reserved) = (0u64, 0u64);
+        for h in 0..n {
+            let c = self.slots.get(h).get();
+            if c.state == State::Live {
+                live += u64::from(c.slot.bytes);
+                reserved += u64::from(c.slot.capacity) * PAGE as u64;
+            }
+        }
+        let u = self.alloc.lock().usage();
+        SpaceStats {
+            file_bytes: u.file_pages * PAGE as u64,
+            live_bytes: live,
+            reserved_bytes: reserved,
+            free_bytes: u.free_pages * PAGE as u64,
+            pending_bytes: u.pending_pages * PAGE as u64,
+        }
+    }
+
+    /// Writes rows of ids `first..` to `vectors.f32` (lossy postings only).
+    fn write_rows(&self, first: u32, vecs: &[f32]) -> Result<()> {
+        let Some(vf) = &self.vectors_file else {
+            return Ok(());
+        };
+        let off = PAGE as u64 + u64::from(first) * (self.dim * 4) as u64;
+        let bytes: &[u8] = bytemuck::cast_slice(vecs);
+        // Grow the file to whole pages first (O_DIRECT reads of the last
+        // rows stay inside it); it only ever grows here, so concurrent
+        // batches never cut each other's rows.
+        let end = (off + bytes.len() as u64).div_ceil(PAGE as u64) * PAGE as u64;
+        {
+            let mut len = self.vectors_len.lock();
+            if end > *len {
+                vf.set_len(end)?;
+                *len = end;
+            }
+        }
+        vf.write_bytes(off, bytes)
+    }
+
+    /// Assigns and appends `batch`, then places what splits moved and what
+    /// met a retired posting, until nothing is left.
+    pub(super) fn place(&self, mut batch: Batch) -> Result<()> {
+        let dim = self.dim;
         let limit = self
             .layout
-            .max_entries(self.info.params.max_posting_pages as usize);
-        while !batch.ids.is_empty() {
-            let (heads, dist, params) = (&self.heads, &self.dist, &self.info.params);
-            let chosen: Vec<Vec<(u32, f32)>> = batch
+            .max_entries(self.params.max_posting_pages as usize);
+        let mut rounds = 0;
+        while !batch.is_empty() {
+            rounds += 1;
+            if rounds > MAX_ROUNDS {
+                return Err(SpannError::InvalidParam(format!(
+                    "placement did not settle after {MAX_ROUNDS} rounds"
+                )));
+            }
+            let pin = self.epochs.pin();
+            let chosen: Vec<Vec<u32>> = batch
                 .vecs
                 .par_chunks(dim)
                 .map_init(
                     || (Vec::new(), Vec::new()),
                     |(c, out), v| {
-                        assign::assign(heads, dist, params, v, c, out).map(|_| out.clone())
+                        self.assign_heads(v, c, out)?;
+                        Ok(out.iter().map(|&(h, _)| h).collect())
                     },
                 )
                 .collect::<Result<_>>()?;
-            let mut by_head: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+            if let Some(i) = chosen.iter().position(Vec::is_empty) {
+                self.bootstrap(batch.row(i, dim))?;
+            }
+            let mut by_head: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
             for (i, c) in chosen.iter().enumerate() {
-                for &(h, _) in c {
+                for &h in c {
                     by_head.entry(h).or_default().push(i);
                 }
             }
-            let mut over = Vec::new();
-            for (h, rows) in by_head {
-                let mut live = self.read_live(h)?;
-                for i in rows {
-                    live.ids.push(batch.ids[i]);
-                    live.vecs
-                        .extend_from_slice(&batch.vecs[i * dim..(i + 1) * dim]);
+            let groups: Vec<(u32, Vec<usize>)> = by_head.into_iter().collect();
+            let outcomes: Vec<Option<Batch>> = groups
+                .par_iter()
+                .map(|(h, rows)| self.append(*h, rows, &batch, limit))
+                .collect::<Result<_>>()?;
+            let mut failed = vec![0usize; batch.len()];
+            let mut next = Batch::default();
+            for ((_, rows), out) in groups.iter().zip(outcomes) {
+                match out {
+                    Some(moved) => next.append(moved),
+                    None => rows.iter().for_each(|&i| failed[i] += 1),
                 }
-                if live.ids.len() > limit {
-                    over.push(h);
+            }
+            let mut bumps = Vec::new();
+            for i in 0..batch.len() {
+                let id = batch.ids[i];
+                if chosen[i].len() == failed[i] {
+                    next.push(id, batch.row(i, dim), batch.vers[i]);
+                } else if self
+                    .versions
+                    .word(id)
+                    .is_some_and(|w| versions::newer(batch.vers[i], w & VERSION_MASK))
+                {
+                    bumps.push(Deferred::Bump {
+                        id,
+                        version: batch.vers[i],
+                    });
                 }
-                self.write_posting(h, &live)?;
             }
-            batch = Batch::default();
-            for h in over {
-                let moved = self.split(h, limit)?;
-                batch.ids.extend(moved.ids);
-                batch.vecs.extend(moved.vecs);
-            }
+            // Published: the raises wait only for readers pinned before now.
+            self.epochs.defer(bumps);
+            drop(pin);
+            batch = next;
         }
         Ok(())
     }
 
-    /// Splits posting `h` by balanced 2-means; returns the vectors LIRE says
-    /// to reassign (their versions already bumped).
-    fn split(&mut self, h: u32, limit: usize) -> Result<Batch> {
-        let dim = self.info.dim;
-        let live = self.read_live(h)?;
-        if live.ids.len() <= limit {
-            self.write_posting(h, &live)?;
-            return Ok(Batch::default());
-        }
-        let old: Vec<f32> = self
-            .heads
-            .vector(NodeId(h))
-            .expect("live head has a vector")
-            .to_vec();
-        let local: Vec<u32> = (0..live.ids.len() as u32).collect();
-        let seed = self.info.params.seed ^ u64::from(h) ^ self.stats.splits;
-        let (mut side, centres) = cluster::balanced_kmeans(
-            &live.vecs,
-            dim,
-            &local,
-            2,
-            self.info.metric,
-            self.info.params.balance,
-            seed,
-        );
-        let ones = side.iter().filter(|&&s| s == 1).count();
-        if ones == 0 || ones == side.len() || ones.max(side.len() - ones) > limit {
-            // Too uneven (or duplicates): cut at the median of d(v, c0) − d(v, c1),
-            // so each side holds half and repeated splits terminate.
-            let c0 = &centres[..dim];
-            let c1 = &centres[dim..];
-            let mut order: Vec<(f32, usize)> = (0..side.len())
-                .map(|i| {
-                    let v = &live.vecs[i * dim..(i + 1) * dim];
-                    (self.dist.distance(v, c0) - self.dist.distance(v, c1), i)
-                })
-                .collect();
-            order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            let half = order.len() / 2;
-            for (rank, &(_, i)) in order.iter().enumerate() {
-                side[i] = u32::from(rank >= half);
-            }
-        }
-        // The new heads are real members, as in the bulk build: each side's
-        // member nearest its 2-means centre. Centroids sit inside the data,
-        // close to each other and to every head around, so the RNG rule
-        // pruned most of a vector's other replicas (3.1 copies per vector
-        // against 5.5 for the bulk build). A member that coincides with a
-        // live head (the old head itself, an earlier split's head, a
-        // duplicate row) is skipped: exact duplicates in the head graph link
-        // only to each other, and once deleted such islands answer searches
-        // with nothing.
-        let mut centres = centres;
-        if self.heads.len() + 2 > self.heads.capacity() {
-            let cap = (self.heads.capacity() * 2).max(self.heads.len() + 64);
-            self.heads.reserve(cap);
-        }
-        let mut new_heads = [0u32; 2];
-        let mut parts = [Batch::default(), Batch::default()];
-        for (j, nh) in new_heads.iter_mut().enumerate() {
-            let mut members: Vec<(f32, usize)> = {
-                let c = &centres[j * dim..(j + 1) * dim];
-                (0..side.len())
-                    .filter(|&i| side[i] as usize == j)
-                    .map(|i| (self.dist.distance(&live.vecs[i * dim..(i + 1) * dim], c), i))
-                    .collect()
+    /// Picks the heads of `v`, skipping heads being drained by a merge.
+    fn assign_heads(
+        &self,
+        v: &[f32],
+        cands: &mut Vec<crate::hnsw::Neighbor>,
+        out: &mut Vec<(u32, f32)>,
+    ) -> Result<()> {
+        let heads = self.heads.read();
+        if self.draining.load(Ordering::Acquire) == 0 {
+            assign::assign(&heads, &self.dist, &self.params, v, None, cands, out)
+        } else {
+            let allow = |id: NodeId| {
+                self.slots
+                    .get(id.0 as usize)
+                    .draining
+                    .load(Ordering::Acquire)
+                    == 0
             };
-            let c = &mut centres[j * dim..(j + 1) * dim];
-            members.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            for &(_, i) in members.iter().take(MEDOID_TRIES) {
-                let v = &live.vecs[i * dim..(i + 1) * dim];
-                let taken = self
-                    .heads
-                    .search(v, 1, 16)?
-                    .first()
-                    .is_some_and(|n| n.distance <= SAME_POINT);
-                if !taken {
-                    c.copy_from_slice(v);
-                    break;
-                }
-            }
-            // (else the centre itself, as before)
-            debug_assert_eq!(self.heads.len(), self.postings.len());
-            *nh = self.heads.insert(&*c)?.0;
-            self.postings.push(PostingSlot::default());
+            assign::assign(
+                &heads,
+                &self.dist,
+                &self.params,
+                v,
+                Some(&allow),
+                cands,
+                out,
+            )
         }
-        for (i, &s) in side.iter().enumerate() {
-            parts[s as usize].ids.push(live.ids[i]);
-            parts[s as usize]
-                .vecs
-                .extend_from_slice(&live.vecs[i * dim..(i + 1) * dim]);
-        }
-        for j in 0..2 {
-            self.write_posting(new_heads[j], &parts[j])?;
-        }
-        self.drop_head(h)?;
-        self.stats.splits += 1;
-        let mut moved = Batch::default();
-        for (j, part) in parts.iter().enumerate() {
-            if part.ids.len() > limit {
-                let m = self.split(new_heads[j], limit)?;
-                moved.ids.extend(m.ids);
-                moved.vecs.extend(m.vecs);
-            }
-        }
-
-        // LIRE condition 1: a member moves only if the old head was at least
-        // as close to it as the new head it was given.
-        let d = self.dist;
-        let cen = |j: usize| &centres[j * dim..(j + 1) * dim];
-        let nested = moved.ids.len();
-        let mut taken: HashSet<u32> = moved.ids.iter().copied().collect();
-        for (i, &s) in side.iter().enumerate() {
-            let v = &live.vecs[i * dim..(i + 1) * dim];
-            if d.distance(v, &old) <= d.distance(v, cen(s as usize)) && taken.insert(live.ids[i]) {
-                moved.ids.push(live.ids[i]);
-                moved.vecs.extend_from_slice(v);
-            }
-        }
-        // Condition 2: a vector of a nearby posting moves only if a new head
-        // is closer to it than both the old head and its current head.
-        let k = self.info.params.reassign_neighbors;
-        if k > 0 {
-            let near = self.heads.search(&old, k + 2, (k + 2).max(64))?;
-            for nb in near.iter().filter(|n| !new_heads.contains(&n.id.0)) {
-                let p = nb.id.0;
-                let pv = self
-                    .heads
-                    .vector(nb.id)
-                    .expect("live head has a vector")
-                    .to_vec();
-                let lp = self.read_live(p)?;
-                for (i, &id) in lp.ids.iter().enumerate() {
-                    let v = &lp.vecs[i * dim..(i + 1) * dim];
-                    let dn = d.distance(v, cen(0)).min(d.distance(v, cen(1)));
-                    if dn < d.distance(v, &old) && dn < d.distance(v, &pv) && taken.insert(id) {
-                        moved.ids.push(id);
-                        moved.vecs.extend_from_slice(v);
-                    }
-                }
-            }
-        }
-        for &id in &moved.ids[nested..] {
-            let v = &mut self.versions[id as usize];
-            *v = (*v & VERSION_MASK).wrapping_add(1) & VERSION_MASK;
-        }
-        self.stats.reassigned += (moved.ids.len() - nested) as u64;
-        Ok(moved)
     }
 
-    /// Removes head `h` and frees its posting's pages.
-    fn drop_head(&mut self, h: u32) -> Result<()> {
-        self.heads.delete(NodeId(h))?;
-        let slot = &mut self.postings[h as usize];
-        self.info.dead_pages += u64::from(slot.capacity);
-        *slot = PostingSlot::default();
+    /// Creates a head at `v` if no head can take vectors (an empty index,
+    /// or every head draining).
+    fn bootstrap(&self, v: &[f32]) -> Result<()> {
+        let _one = self.bootstrap.lock();
+        let (mut c, mut out) = (Vec::new(), Vec::new());
+        self.assign_heads(v, &mut c, &mut out)?;
+        if !out.is_empty() {
+            return Ok(());
+        }
+        let (h, _w) = self.insert_head(v)?;
+        let born = self.alloc.lock().open_generation();
+        self.slots.get(h as usize).set(Cell {
+            slot: PostingSlot::default(),
+            born,
+            state: State::Live,
+        });
         Ok(())
     }
 
-    /// Bumps the versions of `live`'s vectors and queues them for placement.
-    fn requeue(&mut self, live: Batch, pending: &mut Batch) {
-        for &id in &live.ids {
-            let v = &mut self.versions[id as usize];
-            if *v & DELETED == 0 {
-                *v = (*v & VERSION_MASK).wrapping_add(1) & VERSION_MASK;
+    /// Inserts a head at `v` into the graph (growing it if full) and returns
+    /// its id with its posting's writer lock held; its slot is unborn until
+    /// the caller publishes it.
+    pub(super) fn insert_head(&self, v: &[f32]) -> Result<(u32, MutexGuard<'_, ()>)> {
+        let _graph = self.head_inserts.read_recursive();
+        loop {
+            {
+                let heads = self.heads.read();
+                match heads.insert(v) {
+                    Ok(id) => {
+                        let w = self.slots.get(id.0 as usize).write.lock();
+                        return Ok((id.0, w));
+                    }
+                    Err(HnswError::Full { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let mut heads = self.heads.write();
+            if heads.len() >= heads.capacity() {
+                let cap = (heads.capacity() * 2).max(heads.len() + 64);
+                heads.reserve(cap);
             }
         }
-        self.stats.reassigned += live.ids.len() as u64;
-        pending.ids.extend(live.ids);
-        pending.vecs.extend(live.vecs);
     }
 
-    /// The live entries of posting `h` with their full vectors (decoded from
-    /// f32 codes, else read from `vectors.f32`).
-    fn read_live(&self, h: u32) -> Result<Batch> {
-        let slot = self.postings[h as usize];
+    /// Appends rows `rows` of `batch` to posting `h`. `None`: the posting is
+    /// not live (a split or merge got there first); place the rows again.
+    /// Otherwise the vectors a split of `h` moved (to be placed again).
+    fn append(&self, h: u32, rows: &[usize], batch: &Batch, limit: usize) -> Result<Option<Batch>> {
+        let dim = self.dim;
+        let pc = self.slots.get(h as usize);
+        let _w = pc.write.lock();
+        let cell = pc.get();
+        if cell.state != State::Live || pc.draining.load(Ordering::Acquire) > 0 {
+            return Ok(None);
+        }
+        let s = cell.slot;
+        let chunk_bytes = self.layout.bytes(rows.len());
+        if s.capacity > 0
+            && s.count as usize + rows.len() <= limit
+            && u64::from(s.bytes) + chunk_bytes as u64 <= u64::from(s.capacity) * PAGE as u64
+        {
+            let mut pb = PostingBuilder::default();
+            let mut code = Vec::with_capacity(self.layout.code_bytes());
+            for &i in rows {
+                code.clear();
+                self.codec.encode(batch.row(i, dim), &mut code);
+                pb.push(batch.ids[i], batch.vers[i], &code);
+            }
+            let mut bytes = Vec::with_capacity(chunk_bytes);
+            pb.chunk(h, self.layout, &mut bytes);
+            self.postings_file
+                .write_bytes(s.first_page * PAGE as u64 + u64::from(s.bytes), &bytes)?;
+            pc.update(|c| {
+                c.slot.count += rows.len() as u32;
+                c.slot.bytes += chunk_bytes as u32;
+            });
+            Counters::add(&self.stats.appends, 1);
+            return Ok(Some(Batch::default()));
+        }
+        let mut live = self.read_posting(h, s)?;
+        for &i in rows {
+            live.push(batch.ids[i], batch.row(i, dim), batch.vers[i]);
+        }
+        if live.len() > limit {
+            return self.split(h, live, limit).map(Some);
+        }
+        if s.capacity > 0 {
+            Counters::add(&self.stats.relocations, 1);
+        }
+        self.rewrite(h, &live)?;
+        Ok(Some(Batch::default()))
+    }
+
+    /// Writes `entries` (each with its own version) as posting `h` into a
+    /// fresh extent with room up to the length limit, publishes it and
+    /// defers freeing the old extent. The caller holds `h`'s writer lock.
+    pub(super) fn rewrite(&self, h: u32, entries: &Batch) -> Result<()> {
+        let dim = self.dim;
+        let mut pb = PostingBuilder::default();
+        let mut code = Vec::with_capacity(self.layout.code_bytes());
+        for i in 0..entries.len() {
+            code.clear();
+            self.codec.encode(entries.row(i, dim), &mut code);
+            pb.push(entries.ids[i], entries.vers[i], &code);
+        }
+        let mut bytes = Vec::new();
+        pb.finish(h, self.layout, &mut bytes);
+        let pages = ((bytes.len() / PAGE) as u32).max(self.params.max_posting_pages);
+        let (extent, born) = self.alloc_extent(pages)?;
+        if let Err(e) = self.postings_file.write_pages(extent.first_page, &bytes) {
+            self.alloc.lock().release(extent, born, born);
+            return Err(e);
+        }
+        let pc = self.slots.get(h as usize);
+        let old = pc.set(Cell {
+            slot: PostingSlot {
+                first_page: extent.first_page,
+                capacity: pages,
+                count: entries.len() as u32,
+                bytes: self.layout.bytes(entries.len()) as u32,
+            },
+            born,
+            state: State::Live,
+        });
+        Counters::add(&self.stats.rewrites, 1);
+        self.unlink(old);
+        Ok(())
+    }
+
+    /// Allocates `pages` pages; a new end of the file is materialised at
+    /// once (zeros), so `postings.dat` always spans every extent.
+    fn alloc_extent(&self, pages: u32) -> Result<(super::alloc::Extent, u64)> {
+        let mut a = self.alloc.lock();
+        let before = a.file_pages();
+        let extent = a.alloc(pages);
+        let born = a.open_generation();
+        if a.file_pages() > before {
+            if let Err(e) = self.postings_file.set_len(a.file_pages() * PAGE as u64) {
+                a.release(extent, born, born);
+                return Err(e);
+            }
+        }
+        Ok((extent, born))
+    }
+
+    /// Retires head `h` (its writer lock held by the caller): the slot keeps
+    /// its extent for searches that already picked `h`, the head leaves the
+    /// graph, and the extent is freed once those searches are done.
+    pub(super) fn retire(&self, h: u32) -> Result<()> {
+        let old = self
+            .slots
+            .get(h as usize)
+            .update(|c| c.state = State::Retired);
+        self.heads.read().delete(NodeId(h))?;
+        self.unlink(old);
+        Ok(())
+    }
+
+    /// Defers freeing the extent of a slot no posting uses any more.
+    fn unlink(&self, old: Cell) {
+        if old.slot.capacity == 0 {
+            return;
+        }
+        let tag = self.alloc.lock().open_generation();
+        self.epochs.defer([Deferred::Free {
+            extent: super::alloc::Extent {
+                first_page: old.slot.first_page,
+                pages: old.slot.capacity,
+            },
+            born: old.born,
+            tag,
+        }]);
+    }
+
+    /// Applies what earlier readers no longer hold up: version raises and
+    /// extent frees (trimming the file when its end became free).
+    pub(super) fn maintain(&self) {
+        let items = self.epochs.collect();
+        if items.is_empty() {
+            return;
+        }
+        let mut a = self.alloc.lock();
+        let before = a.file_pages();
+        for d in items {
+            match d {
+                Deferred::Bump { id, version } => self.versions.raise(id, version),
+                Deferred::Free { extent, born, tag } => a.release(extent, born, tag),
+            }
+        }
+        if a.file_pages() < before {
+            if let Err(e) = self.postings_file.set_len(a.file_pages() * PAGE as u64) {
+                tracing::warn!("postings.dat not trimmed: {e}");
+            }
+        }
+    }
+
+    /// The live entries of posting `h` at `slot`, one per id (the newest
+    /// copy), with their full vectors (decoded from f32 codes, else read
+    /// from `vectors.f32`). The caller holds a pin or `h`'s writer lock.
+    pub(super) fn read_posting(&self, h: u32, slot: PostingSlot) -> Result<Batch> {
         let mut out = Batch::default();
-        if slot.capacity == 0 || slot.count == 0 {
+        if slot.bytes == 0 {
             return Ok(out);
         }
-        let dim = self.info.dim;
-        let pages = self.layout.pages(slot.count as usize);
+        let dim = self.dim;
         let file = &self.postings_file;
         let offset = slot.first_page * PAGE as u64;
+        let pages = (slot.bytes as usize).div_ceil(PAGE);
         let mut tmp = Vec::with_capacity(dim);
         file.read_pages(slot.first_page, pages, |buf| -> Result<()> {
-            let view = decode_posting(buf, self.layout, file.path(), offset)?;
-            if view.head != h {
+            let view = decode_posting(
+                &buf[..slot.bytes as usize],
+                self.layout,
+                file.path(),
+                offset,
+            )?;
+            if view.head != h || view.len() != slot.count as usize {
                 return Err(SpannError::corrupt(
                     file.path(),
                     offset,
-                    format!("posting of head {} where {h} was expected", view.head),
+                    format!(
+                        "posting of head {} with {} entries where head {h} with {} was expected",
+                        view.head,
+                        view.len(),
+                        slot.count
+                    ),
                 ));
             }
-            for i in 0..view.len() {
-                let id = view.id(i);
-                let Some(&v) = self.versions.get(id as usize) else {
+            let mut at: HashMap<u32, usize> = HashMap::with_capacity(view.len());
+            for (i, e) in view.iter().enumerate() {
+                let Some(w) = self.versions.word(e.id) else {
                     return Err(SpannError::corrupt(
                         file.path(),
                         offset,
-                        format!("entry {i} names unknown id {id}"),
+                        format!("entry {i} names unknown id {}", e.id),
                     ));
                 };
-                if v & DELETED != 0 || v != view.version(i) {
+                if versions::garbage(e.version, w) {
                     continue;
                 }
-                out.ids.push(id);
+                if let Some(&j) = at.get(&e.id) {
+                    // Two copies in one posting (a reassignment raced its
+                    // own posting): keep the newer.
+                    if versions::newer(e.version, out.vers[j]) {
+                        out.vers[j] = e.version;
+                    }
+                    continue;
+                }
+                at.insert(e.id, out.ids.len());
+                out.ids.push(e.id);
+                out.vers.push(e.version);
                 if !self.codec.lossy() {
-                    self.codec.decode(view.code(i), &mut tmp);
+                    self.codec.decode(e.code, &mut tmp);
                     out.vecs.extend_from_slice(&tmp);
                 }
             }
@@ -412,35 +713,70 @@ impl Spann {
         }
         Ok(out)
     }
+}
 
-    /// Writes `entries` as posting `h` (current versions), in place when it
-    /// fits, else at the end of the file with room up to the length limit.
-    fn write_posting(&mut self, h: u32, entries: &Batch) -> Result<()> {
-        let dim = self.info.dim;
-        let mut pb = PostingBuilder::default();
-        let mut code = Vec::with_capacity(self.layout.code_bytes());
-        for (i, &id) in entries.ids.iter().enumerate() {
-            code.clear();
-            self.codec
-                .encode(&entries.vecs[i * dim..(i + 1) * dim], &mut code);
-            pb.push(id, self.versions[id as usize] & VERSION_MASK, &code);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset;
+    use crate::distance::Metric;
+    use crate::spann::{OpenOptions, SearchParams, SpannParams};
+
+    /// One id reassigned far more often than a 7-bit version could count:
+    /// none of its hundreds of stale copies may count as live again.
+    #[test]
+    fn versions_do_not_wrap_under_many_reassignments() {
+        let dim = 8;
+        let data = dataset::synthetic::clustered(400, dim, 3);
+        let dir = tempfile::tempdir().unwrap();
+        let params = SpannParams {
+            head_ratio: 0.05,
+            max_posting_pages: 64,
+            ..SpannParams::default()
+        };
+        let index = Spann::build(
+            dir.path(),
+            data.clone(),
+            Metric::L2,
+            params,
+            OpenOptions::default(),
+            false,
+        )
+        .unwrap();
+        let x = 7u32;
+        let entries = |index: &Spann| index.posting_lengths().iter().sum::<u32>();
+        let first = index.replica_counts().unwrap()[x as usize];
+        let before = entries(&index);
+        let rounds = 300;
+        for _ in 0..rounds {
+            let w = index.versions.word(x).unwrap();
+            let mut b = Batch::default();
+            b.push(x, data.row(x as usize), versions::next(w & VERSION_MASK));
+            index.place(b).unwrap();
+            index.maintain();
+            let c = index.replica_counts().unwrap()[x as usize];
+            assert!(c >= 1 && c as usize <= params.replicas, "{c} live copies");
         }
-        let mut bytes = Vec::new();
-        pb.finish(h, self.layout, &mut bytes);
-        let pages = (bytes.len() / PAGE) as u32;
-        let mut slot = self.postings[h as usize];
-        if pages > slot.capacity {
-            self.info.dead_pages += u64::from(slot.capacity);
-            if slot.capacity > 0 {
-                self.stats.relocations += 1;
-            }
-            slot.capacity = pages.max(self.info.params.max_posting_pages);
-            slot.first_page = self.info.file_pages;
-            self.info.file_pages += u64::from(slot.capacity);
-        }
-        self.postings_file.write_pages(slot.first_page, &bytes)?;
-        slot.count = entries.ids.len() as u32;
-        self.postings[h as usize] = slot;
-        Ok(())
+        assert_eq!(index.versions.word(x), Some(rounds));
+        let stale = entries(&index) - before;
+        // Appends leave the old copies in place (one rewrite dropped those
+        // made before it): more than the 128 a 7-bit version tells apart.
+        assert!(stale > 200, "stale copies in the postings: {stale}");
+        let sp = SearchParams {
+            nprobe: usize::MAX,
+            ..SearchParams::default()
+        };
+        let hits = index.search(data.row(x as usize), 5, &sp).unwrap().0;
+        assert_eq!(hits.iter().filter(|h| h.id == x).count(), 1);
+        assert_eq!(hits[0].distance, 0.0);
+        // Compaction drops every stale copy; a reopen agrees.
+        index.compact().unwrap();
+        let copies = index.replica_counts().unwrap()[x as usize] as u32;
+        assert!(entries(&index) <= before - first as u32 + copies);
+        index.flush().unwrap();
+        drop(index);
+        let index = Spann::open(dir.path(), OpenOptions::default()).unwrap();
+        assert_eq!(index.replica_counts().unwrap()[x as usize] as u32, copies);
+        assert_eq!(index.versions.word(x), Some(rounds));
     }
 }

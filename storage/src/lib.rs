@@ -26,4 +26,4 @@ pub mod wal;
 pub use backend::{Backend, Fault, FaultyBackend, FileHandle, FsBackend, Op};
 pub use error::{Error, Result};
 pub use lock::{DirLock, LOCK_FILE};
-pub use wal::{Fsync, Lsn, Record, Recovery, Wal, WalOptions};
+pub use wal::{Fsync, Lsn, Record, Recovery, Ticket, Wal, WalOptions};

@@ -131,6 +131,53 @@ fn concurrent_appenders_get_unique_lsns_and_all_records_replay() {
 }
 
 #[test]
+fn enqueue_under_callers_lock_keeps_callers_order_and_waits_outside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal =
+        Arc::new(Wal::open(dir.path(), WalOptions::default().segment_size(16 << 10)).unwrap());
+    // The caller's own sequence, taken under its lock together with the enqueue.
+    let order = Arc::new(parking_lot::Mutex::new(0u64));
+    let threads = 8u64;
+    let per = 50u64;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (wal, order) = (wal.clone(), order.clone());
+            std::thread::spawn(move || {
+                (0..per)
+                    .map(|_| {
+                        let ticket = {
+                            let mut next = order.lock();
+                            *next += 1;
+                            let t = wal.enqueue(&[(1, &next.to_le_bytes())]).unwrap();
+                            assert_eq!(t.lsn(), Lsn(*next), "LSN order = caller order");
+                            t
+                        };
+                        ticket.wait().unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut acked: Vec<Lsn> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    acked.sort();
+    assert_eq!(acked, (1..=threads * per).map(Lsn).collect::<Vec<_>>());
+    assert_eq!(wal.durable_lsn(), Lsn(threads * per));
+    // A ticket dropped without waiting is still written.
+    drop(wal.enqueue(&[(1, b"dropped")]).unwrap());
+    drop(wal);
+    let wal = Wal::open(dir.path(), opts()).unwrap();
+    let recs = replay_all(&wal);
+    assert_eq!(recs.len() as u64, threads * per + 1);
+    for (i, r) in recs.iter().take((threads * per) as usize).enumerate() {
+        assert_eq!(r.payload, (i as u64 + 1).to_le_bytes());
+    }
+    assert_eq!(recs.last().unwrap().payload, b"dropped");
+}
+
+#[test]
 fn interval_policy_acks_after_write_and_syncs_in_background() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(

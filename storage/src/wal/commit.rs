@@ -86,7 +86,10 @@ fn poisoned(inner: &Inner, reason: &str) -> Error {
     }
 }
 
-pub(crate) fn append_batch(inner: &Inner, records: &[(u8, &[u8])]) -> Result<Lsn> {
+/// Assigns consecutive LSNs to `records` and queues them for the next group
+/// commit, without waiting; returns the last LSN. LSNs follow the order of
+/// `enqueue` calls.
+pub(crate) fn enqueue(inner: &Inner, records: &[(u8, &[u8])]) -> Result<Lsn> {
     if records.is_empty() {
         return Err(Error::InvalidArgument(
             "append_batch needs at least one record".into(),
@@ -98,7 +101,6 @@ pub(crate) fn append_batch(inner: &Inner, records: &[(u8, &[u8])]) -> Result<Lsn
             p.len()
         )));
     }
-    let always = inner.opts.fsync == Fsync::Always;
     let mut st = inner.state.lock();
     if let Some(reason) = &st.poisoned {
         return Err(poisoned(inner, reason));
@@ -113,6 +115,22 @@ pub(crate) fn append_batch(inner: &Inner, records: &[(u8, &[u8])]) -> Result<Lsn
     }
     let mine = st.next_lsn - 1;
     st.pending_waiters += 1;
+    Ok(Lsn(mine))
+}
+
+/// Appends a batch and waits for its acknowledgement ([`enqueue`] then [`wait`]).
+pub(crate) fn append_batch(inner: &Inner, records: &[(u8, &[u8])]) -> Result<Lsn> {
+    let mine = enqueue(inner, records)?;
+    wait(inner, mine)
+}
+
+/// Waits until the batch [`enqueue`] returned `mine` for is acknowledged
+/// under the fsync policy (leading a group commit if nobody else is), and
+/// reports its outcome. Must be called exactly once per `enqueue`.
+pub(crate) fn wait(inner: &Inner, mine: Lsn) -> Result<Lsn> {
+    let mine = mine.0;
+    let always = inner.opts.fsync == Fsync::Always;
+    let mut st = inner.state.lock();
     loop {
         let done = if always {
             st.durable_lsn >= mine

@@ -119,6 +119,40 @@ pub(crate) struct Inner {
     cond: Condvar,
 }
 
+/// Records queued by [`Wal::enqueue`], not yet acknowledged.
+///
+/// Dropping a ticket without [`Ticket::wait`] still waits (so the records
+/// are written and the group-commit bookkeeping stays balanced) but
+/// discards the outcome.
+#[must_use = "a write is acknowledged only once Ticket::wait returns Ok"]
+pub struct Ticket<'a> {
+    wal: &'a Wal,
+    lsn: Lsn,
+    waited: bool,
+}
+
+impl Ticket<'_> {
+    /// LSN of the last queued record.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// Waits until the records are acknowledged under the fsync policy
+    /// (written, and fsynced under [`Fsync::Always`]); returns the last LSN.
+    pub fn wait(mut self) -> Result<Lsn> {
+        self.waited = true;
+        commit::wait(&self.wal.inner, self.lsn)
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.waited {
+            let _ = commit::wait(&self.wal.inner, self.lsn);
+        }
+    }
+}
+
 /// A write-ahead log in one directory. Share it between threads with `Arc<Wal>`.
 pub struct Wal {
     inner: Arc<Inner>,
@@ -208,6 +242,21 @@ impl Wal {
     /// After a crash a prefix of the batch may survive if it was never acknowledged.
     pub fn append_batch(&self, records: &[(u8, &[u8])]) -> Result<Lsn> {
         commit::append_batch(&self.inner, records)
+    }
+
+    /// Queues records for the next group commit without waiting: returns a
+    /// [`Ticket`] holding their last LSN. LSNs follow the order of `enqueue`
+    /// calls, so a caller can keep log order equal to its own apply order by
+    /// enqueueing under its own lock, then release that lock and
+    /// [`Ticket::wait`] outside it, letting the fsyncs of many callers merge.
+    /// The records are acknowledged only once `wait` returns `Ok`.
+    pub fn enqueue(&self, records: &[(u8, &[u8])]) -> Result<Ticket<'_>> {
+        let lsn = commit::enqueue(&self.inner, records)?;
+        Ok(Ticket {
+            wal: self,
+            lsn,
+            waited: false,
+        })
     }
 
     /// Makes every written record durable (fsync), whatever the policy.

@@ -1,0 +1,181 @@
+//! The point table of a tier: the point id and payload of every slot (HNSW
+//! node or SPANN vector id), and its byte encoding inside a quiver-storage
+//! data file (docs/FORMAT.md, "Point table"): a u32 count, `count` u64 ids,
+//! then per slot a u32 length (`u32::MAX` = no payload) and that many bytes
+//! of JSON payload.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::error::{CollectionError, Result};
+use super::point::{decode_payload, Payload, PointId};
+
+/// Id of a slot that holds no point (yet).
+pub(crate) const NO_POINT: PointId = PointId::MAX;
+
+/// Point id and payload by slot; grows as slots are filled.
+#[derive(Default)]
+pub(crate) struct PointTable {
+    ids: RwLock<Vec<PointId>>,
+    payloads: RwLock<Vec<Option<Arc<Payload>>>>,
+}
+
+impl PointTable {
+    pub fn from_parts(ids: Vec<PointId>, payloads: Vec<Option<Arc<Payload>>>) -> Self {
+        PointTable {
+            ids: RwLock::new(ids),
+            payloads: RwLock::new(payloads),
+        }
+    }
+
+    /// Records the point held by `slot`.
+    pub fn set(&self, slot: usize, id: PointId, payload: Option<Arc<Payload>>) {
+        let mut ids = self.ids.write();
+        let mut payloads = self.payloads.write();
+        if ids.len() <= slot {
+            ids.resize(slot + 1, NO_POINT);
+            payloads.resize(slot + 1, None);
+        }
+        ids[slot] = id;
+        payloads[slot] = payload;
+    }
+
+    /// The point id in `slot`, once recorded.
+    pub fn id(&self, slot: usize) -> Option<PointId> {
+        self.ids
+            .read()
+            .get(slot)
+            .copied()
+            .filter(|&id| id != NO_POINT)
+    }
+
+    pub fn payload(&self, slot: usize) -> Option<Arc<Payload>> {
+        self.payloads.read().get(slot).cloned().flatten()
+    }
+
+    /// Slots recorded so far (filled or not).
+    pub fn len(&self) -> usize {
+        self.ids.read().len()
+    }
+
+    /// `(slot, point id)` of every filled slot for which `live` holds.
+    pub fn filled(&self, live: impl Fn(usize) -> bool) -> Vec<(usize, PointId)> {
+        self.ids
+            .read()
+            .iter()
+            .enumerate()
+            .filter(|&(slot, &id)| id != NO_POINT && live(slot))
+            .map(|(slot, &id)| (slot, id))
+            .collect()
+    }
+
+    /// Approximate heap bytes (ids and payload pointers; payload bodies not counted).
+    pub fn memory_bytes(&self) -> usize {
+        self.ids.read().capacity() * 8 + self.payloads.read().capacity() * 8
+    }
+
+    /// Encodes the table. A payload that does not serialise is an error,
+    /// never written as an empty (undecodable) entry.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let ids = self.ids.read();
+        let payloads = self.payloads.read();
+        let mut out = Vec::with_capacity(4 + ids.len() * 12);
+        out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        for &id in ids.iter() {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        for p in payloads.iter() {
+            match p {
+                Some(p) => {
+                    let b = serde_json::to_vec(&**p).map_err(|e| {
+                        CollectionError::invalid(
+                            "payload",
+                            format!("cannot encode for checkpoint: {e}"),
+                        )
+                    })?;
+                    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                    out.extend_from_slice(&b);
+                }
+                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes what [`PointTable::encode`] wrote; `file` names errors.
+    pub fn decode(bytes: &[u8], file: &Path) -> Result<PointTable> {
+        let corrupt = |offset: usize, reason: String| CollectionError::Corrupt {
+            file: file.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        };
+        let count = bytes
+            .get(0..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| corrupt(0, "missing count".into()))? as usize;
+        let ids_end = count
+            .checked_mul(8)
+            .and_then(|n| n.checked_add(4))
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| corrupt(4, "ids truncated".into()))?;
+        let ids: Vec<PointId> = bytes[4..ids_end]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        let mut payloads = Vec::with_capacity(count);
+        let mut pos = ids_end;
+        for i in 0..count {
+            let len = bytes
+                .get(pos..pos + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| corrupt(pos, format!("payload {i} truncated")))?;
+            pos += 4;
+            if len == u32::MAX {
+                payloads.push(None);
+                continue;
+            }
+            let end = pos
+                .checked_add(len as usize)
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(|| corrupt(pos, format!("payload {i} truncated")))?;
+            let p = decode_payload(&bytes[pos..end])
+                .map_err(|e| corrupt(pos, format!("payload {i}: {e}")))?;
+            payloads.push(Some(Arc::new(p)));
+            pos = end;
+        }
+        if pos != bytes.len() {
+            return Err(corrupt(pos, "trailing bytes".into()));
+        }
+        Ok(PointTable::from_parts(ids, payloads))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collection::point::Value;
+
+    #[test]
+    fn round_trips_and_rejects_truncation() {
+        let t = PointTable::default();
+        let mut p = Payload::new();
+        p.insert("k".into(), Value::Int(7));
+        t.set(0, 42, Some(Arc::new(p)));
+        t.set(2, 7, None);
+        let bytes = t.encode().unwrap();
+        let back = PointTable::decode(&bytes, Path::new("x")).unwrap();
+        assert_eq!(back.id(0), Some(42));
+        assert_eq!(back.id(1), None);
+        assert_eq!(back.id(2), Some(7));
+        assert_eq!(back.payload(0).unwrap()["k"], Value::Int(7));
+        assert!(back.payload(2).is_none());
+        for cut in 0..bytes.len() {
+            assert!(
+                PointTable::decode(&bytes[..cut], Path::new("x")).is_err(),
+                "cut {cut}"
+            );
+        }
+    }
+}

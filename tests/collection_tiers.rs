@@ -1,0 +1,217 @@
+//! Collections whose data spans the memory tier (HNSW segments) and the SSD
+//! tier (SPANN): points move to the SSD tier at checkpoints and keep their
+//! payloads and vectors; deletes and replacements reach them; reopening
+//! gives the same state; and recall on real data across both tiers.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use quiver::collection::{
+    Collection, CollectionConfig, FsyncPolicy, Payload, Point, SearchRequest, SsdConfig, Value,
+};
+use quiver::dataset;
+use quiver::distance::Metric;
+use quiver::hnsw::HnswParams;
+
+use crate::common::minilm;
+
+fn payload(id: u64) -> Payload {
+    let mut p = Payload::new();
+    p.insert("id".into(), Value::Int(id as i64));
+    p
+}
+
+fn exact(vector: Vec<f32>, k: usize) -> SearchRequest {
+    SearchRequest {
+        vector,
+        k,
+        ef: Some(2_000),
+        nprobe: Some(100_000),
+        with_payload: true,
+        with_vector: true,
+    }
+}
+
+fn brute(model: &BTreeMap<u64, Vec<f32>>, q: &[f32], k: usize) -> Vec<u64> {
+    let kern = Metric::L2.kernel();
+    let mut all: Vec<(f32, u64)> = model
+        .iter()
+        .map(|(&id, v)| (kern.distance(q, v), id))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    all.into_iter().take(k).map(|x| x.1).collect()
+}
+
+#[test]
+fn points_move_to_the_ssd_tier_and_stay_correct_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 16;
+    let cfg = CollectionConfig {
+        memory_tier_points: 500,
+        fsync: FsyncPolicy::Never,
+        ..CollectionConfig::new(dim, Metric::L2)
+    };
+    let mut col = Collection::create(dir.path(), cfg).unwrap();
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+    let check = |col: &Collection, model: &BTreeMap<u64, Vec<f32>>, rng: &mut SmallRng| {
+        assert_eq!(col.count(), model.len());
+        for _ in 0..20 {
+            let q: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let got = col.search(&exact(q.clone(), 10)).unwrap();
+            let ids: Vec<u64> = got.iter().map(|r| r.id).collect();
+            assert_eq!(ids, brute(model, &q, 10));
+            for r in &got {
+                assert_eq!(r.payload.as_ref(), Some(&payload(r.id)));
+                assert_eq!(r.vector.as_ref(), Some(&model[&r.id]), "vector of {}", r.id);
+            }
+        }
+        let ids: Vec<u64> = model.keys().copied().take(50).collect();
+        for (id, r) in ids.iter().zip(col.get(&ids, true, true)) {
+            let r = r.unwrap_or_else(|| panic!("get {id}"));
+            assert_eq!(r.vector.as_ref(), Some(&model[id]));
+        }
+    };
+    for round in 0..4u64 {
+        let pts: Vec<Point> = (0..800)
+            .map(|i| {
+                // Later rounds replace some earlier ids (which by then live in the SSD tier).
+                let id = if i % 4 == 0 {
+                    rng.gen_range(0..round * 800 + 1)
+                } else {
+                    round * 800 + i
+                };
+                Point {
+                    id,
+                    vector: (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+                    payload: Some(payload(id)),
+                }
+            })
+            .collect();
+        for p in &pts {
+            model.insert(p.id, p.vector.clone());
+        }
+        for chunk in pts.chunks(100) {
+            col.upsert(chunk.to_vec()).unwrap();
+        }
+        let doomed: Vec<u64> = (0..30)
+            .map(|_| rng.gen_range(0..(round + 1) * 800))
+            .collect();
+        for id in &doomed {
+            model.remove(id);
+        }
+        col.delete(&doomed).unwrap();
+        col.checkpoint_all().unwrap();
+        let stats = col.stats();
+        assert!(
+            stats.ssd_points > 0,
+            "round {round}: nothing in the SSD tier: {stats:?}"
+        );
+        assert_eq!(stats.segments, 1, "frozen segments were merged: {stats:?}");
+        check(&col, &model, &mut rng);
+        // Writes after the checkpoint live only in the WAL and the memory tier.
+        let extra: Vec<Point> = (0..50)
+            .map(|i| {
+                let id = 100_000 + round * 100 + i;
+                Point {
+                    id,
+                    vector: (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+                    payload: Some(payload(id)),
+                }
+            })
+            .collect();
+        for p in &extra {
+            model.insert(p.id, p.vector.clone());
+        }
+        col.upsert(extra).unwrap();
+        let gone: Vec<u64> = model.keys().copied().step_by(97).collect();
+        for id in &gone {
+            model.remove(id);
+        }
+        col.delete(&gone).unwrap();
+        col.close().unwrap();
+        drop(col);
+        col = Collection::open(dir.path()).unwrap();
+        check(&col, &model, &mut rng);
+    }
+}
+
+#[test]
+fn recall_across_memory_and_ssd_tiers_on_minilm() {
+    let Some(d) = minilm() else { return };
+    let base = dataset::load_vectors(d.join("base.fbin"), Some(20_000)).unwrap();
+    let queries = dataset::load_vectors(d.join("query.fbin"), Some(300)).unwrap();
+    let gt = dataset::ground_truth(&base, &queries, 10, Metric::Cosine).unwrap();
+    let (ef, nprobe) = (64, 64);
+    let hnsw = HnswParams {
+        m: 16,
+        ef_construction: 100,
+        ..Default::default()
+    };
+    // Builds a collection holding `on_ssd` of the points in the SSD tier
+    // and the rest in memory, and returns its recall@10.
+    let recall_with = |on_ssd: usize| -> f64 {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = CollectionConfig {
+            hnsw,
+            memory_tier_points: base.len(),
+            fsync: FsyncPolicy::Never,
+            ssd: Some(SsdConfig::default()),
+            ..CollectionConfig::new(base.dim, Metric::Cosine)
+        };
+        let col = Collection::create(dir.path(), cfg).unwrap();
+        let upsert = |range: std::ops::Range<usize>| {
+            for start in range.clone().step_by(1000) {
+                let pts = (start..(start + 1000).min(range.end))
+                    .map(|i| Point {
+                        id: i as u64,
+                        vector: base.row(i).to_vec(),
+                        payload: None,
+                    })
+                    .collect();
+                col.upsert(pts).unwrap();
+            }
+        };
+        upsert(0..on_ssd);
+        if on_ssd > 0 {
+            col.checkpoint_all().unwrap();
+        }
+        upsert(on_ssd..base.len());
+        let stats = col.stats();
+        assert_eq!(stats.ssd_points, on_ssd, "{stats:?}");
+        let res: Vec<Vec<u32>> = queries
+            .rows()
+            .map(|q| {
+                let req = SearchRequest {
+                    vector: q.to_vec(),
+                    k: 10,
+                    ef: Some(ef),
+                    nprobe: Some(nprobe),
+                    with_payload: false,
+                    with_vector: false,
+                };
+                col.search(&req)
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.id as u32)
+                    .collect()
+            })
+            .collect();
+        col.close().unwrap();
+        dataset::recall_at_k(&res, &gt, 10)
+    };
+    let memory = recall_with(0);
+    let ssd = recall_with(base.len());
+    let mixed = recall_with(base.len() / 2);
+    eprintln!(
+        "recall@10 (ef={ef}, nprobe={nprobe}): memory tier {memory:.4}, SSD tier {ssd:.4}, half in each {mixed:.4}"
+    );
+    assert!(memory >= 0.9 && ssd >= 0.9, "memory {memory}, ssd {ssd}");
+    let better = memory.max(ssd);
+    assert!(
+        mixed >= better - 0.01,
+        "mixed {mixed} vs better single tier {better}"
+    );
+}
