@@ -220,7 +220,7 @@ pub fn render(requests: &RequestMetrics, registry: &Registry) -> String {
     let mut memory = family(
         "quiver_collection_index_memory_bytes",
         "gauge",
-        "Bytes of in-memory index (vectors and graphs of every segment).",
+        "Bytes of in-memory index: segments' vectors and graphs, SSD-tier heads and maps.",
     );
     let mut wal = family(
         "quiver_collection_wal_bytes",
