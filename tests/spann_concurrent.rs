@@ -303,7 +303,7 @@ fn generations_reopen_exactly_after_later_updates_and_uncommitted_checkpoints() 
     };
     let chunk = |i: usize| VectorSet {
         dim,
-        data: rest.data[i * 700 * dim..(i + 1) * 700 * dim].to_vec(),
+        data: rest.data[i * 580 * dim..(i + 1) * 580 * dim].to_vec(),
     };
     let dir = tempfile::tempdir().unwrap();
     let index = Spann::build(dir.path(), base, Metric::L2, params(1), opts(), false).unwrap();

@@ -404,9 +404,12 @@ impl Spann {
                     });
                 }
             }
-            // Published: the raises wait only for readers pinned before now.
+            // Published: the raises wait only for readers pinned before now,
+            // and apply right away if there are none (until they do, the old
+            // copies still count as live and fill their postings).
             self.epochs.defer(bumps);
             drop(pin);
+            self.maintain();
             batch = next;
         }
         Ok(())
@@ -522,8 +525,22 @@ impl Spann {
             return Ok(Some(Batch::default()));
         }
         let mut live = self.read_posting(h, s)?;
+        // A reassigned vector often lands back in a posting that still holds
+        // its previous copy (its version raise comes after this round): one
+        // entry per id, the newer, so it does not count twice.
+        let mut at: HashMap<u32, usize> = live.ids.iter().enumerate().map(|(j, &id)| (id, j)).collect();
         for &i in rows {
-            live.push(batch.ids[i], batch.row(i, dim), batch.vers[i]);
+            match at.get(&batch.ids[i]) {
+                Some(&j) => {
+                    if versions::newer(batch.vers[i], live.vers[j]) {
+                        live.vers[j] = batch.vers[i];
+                    }
+                }
+                None => {
+                    at.insert(batch.ids[i], live.len());
+                    live.push(batch.ids[i], batch.row(i, dim), batch.vers[i]);
+                }
+            }
         }
         if live.len() > limit {
             return self.split(h, live, limit).map(Some);
