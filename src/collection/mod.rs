@@ -449,7 +449,7 @@ impl Collection {
                 None
             },
             vector: if with_vector {
-                seg.hnsw.vector(loc.node).map(<[f32]>::to_vec)
+                seg.hnsw.vector(loc.node).map(std::borrow::Cow::into_owned)
             } else {
                 None
             },
@@ -564,7 +564,7 @@ impl Collection {
                     None
                 },
                 vector: if req.with_vector {
-                    s.hnsw.vector(node).map(<[f32]>::to_vec)
+                    s.hnsw.vector(node).map(std::borrow::Cow::into_owned)
                 } else {
                     None
                 },
