@@ -8,3 +8,4 @@ mod fuzz_corpus;
 mod hnsw_real_data;
 mod server;
 mod spann;
+mod spann_head_encoding;

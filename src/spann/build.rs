@@ -254,6 +254,8 @@ impl Spann {
         } else {
             let _ = std::fs::remove_file(dir.join("vectors.f32"));
         }
+        // Replicas were assigned with exact head vectors; store them encoded.
+        let heads = heads.reencode(params.head_encoding)?;
         heads.save(&dir.join("heads.hnsw"))?;
         meta.save(dir)?;
         drop(base);

@@ -115,18 +115,21 @@ impl Spann {
         if heads.dim() != info.dim
             || heads.metric() != info.metric
             || heads.len() != meta.postings.len()
+            || heads.encoding() != info.params.head_encoding
         {
             return Err(SpannError::corrupt(
                 &heads_path,
                 0,
                 format!(
-                    "head graph holds {} x {} ({}); meta expects {} x {} ({})",
+                    "head graph holds {} x {} ({}, {}); meta expects {} x {} ({}, {})",
                     heads.len(),
                     heads.dim(),
                     heads.metric(),
+                    heads.encoding(),
                     meta.postings.len(),
                     info.dim,
-                    info.metric
+                    info.metric,
+                    info.params.head_encoding
                 ),
             ));
         }
