@@ -80,11 +80,15 @@ fn f16_and_sq8_graphs_on_minilm_stay_close_to_f32() {
     let path = tmp.path().join("f32.hnsw");
     f32_index.save(&path).unwrap();
     let f32_mem = f32_index.memory_bytes();
-    let r32: Vec<f64> = [32, 64].map(|ef| recall_at(&f32_index, &queries, &gt, ef)).to_vec();
+    let r32: Vec<f64> = [32, 64]
+        .map(|ef| recall_at(&f32_index, &queries, &gt, ef))
+        .to_vec();
     drop(f32_index);
     for enc in [VectorEncoding::F16, VectorEncoding::Sq8] {
         let index = Hnsw::load(&path, 0).unwrap().reencode(enc).unwrap();
-        let r: Vec<f64> = [32, 64].map(|ef| recall_at(&index, &queries, &gt, ef)).to_vec();
+        let r: Vec<f64> = [32, 64]
+            .map(|ef| recall_at(&index, &queries, &gt, ef))
+            .to_vec();
         let saved = f32_mem - index.memory_bytes();
         let per_vector = enc.code_bytes(base.dim);
         assert!(
@@ -94,7 +98,11 @@ fn f16_and_sq8_graphs_on_minilm_stay_close_to_f32() {
         // Measured (ef 32, 64): f32 0.930, 0.960; f16 0.930, 0.959; sq8
         // 0.927, 0.955.
         for (got, want) in r.iter().zip(&r32) {
-            let slack = if enc == VectorEncoding::F16 { 0.003 } else { 0.015 };
+            let slack = if enc == VectorEncoding::F16 {
+                0.003
+            } else {
+                0.015
+            };
             assert!(*got >= want - slack, "{enc}: recall {r:?} vs f32 {r32:?}");
         }
         // The encoded graph round-trips through its file.

@@ -55,7 +55,11 @@ fn quantised_heads_keep_recall_and_cut_memory() {
         let gt = dataset::gt::ground_truth(&base, &queries, 10, metric).unwrap();
         let mut r = Vec::new();
         let mut mem = Vec::new();
-        for enc in [VectorEncoding::F32, VectorEncoding::F16, VectorEncoding::Sq8] {
+        for enc in [
+            VectorEncoding::F32,
+            VectorEncoding::F16,
+            VectorEncoding::Sq8,
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let index = build(dir.path(), &base, metric, params(enc));
             assert_eq!(index.head_index().encoding(), enc);

@@ -278,7 +278,13 @@ impl Hnsw {
                 })
                 .collect();
             cands.sort_unstable();
-            self.select_neighbors(space, cand_tmp, &cands, self.links.max_degree(level), chosen);
+            self.select_neighbors(
+                space,
+                cand_tmp,
+                &cands,
+                self.links.max_degree(level),
+                chosen,
+            );
         }
         self.links.write(&g, id, level, chosen);
     }

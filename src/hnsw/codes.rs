@@ -416,12 +416,8 @@ impl Codes {
     pub(crate) fn write_unpublished(&self, id: u32, v: &[f32]) {
         match self {
             Codes::F32(s) => s.arena.write_unpublished(id, v),
-            Codes::F16(s) => s
-                .arena
-                .write_unpublished(id, &quant::f16::encode_vec(v)),
-            Codes::Sq8(s) => s
-                .arena
-                .write_unpublished(id, &s.quantizer.encode_vec(v)),
+            Codes::F16(s) => s.arena.write_unpublished(id, &quant::f16::encode_vec(v)),
+            Codes::Sq8(s) => s.arena.write_unpublished(id, &s.quantizer.encode_vec(v)),
         }
     }
 

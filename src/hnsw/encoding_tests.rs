@@ -208,15 +208,25 @@ fn codec_errors() {
     let ix = empty.reencode_with(VectorCodec::Sq8(q3.clone())).unwrap();
     assert_eq!(ix.sq8_quantizer(), Some(&q3));
     assert!("f64".parse::<VectorEncoding>().is_err());
-    assert_eq!("SQ8".parse::<VectorEncoding>().unwrap(), VectorEncoding::Sq8);
+    assert_eq!(
+        "SQ8".parse::<VectorEncoding>().unwrap(),
+        VectorEncoding::Sq8
+    );
 }
 
 #[test]
 fn rebuild_keeps_the_encoding() {
     let (n, dim) = (600, 8);
     let data = clustered(n, dim, 23);
-    let index =
-        Hnsw::build_encoded(&data, dim, Metric::L2, params(8), VectorEncoding::Sq8, false).unwrap();
+    let index = Hnsw::build_encoded(
+        &data,
+        dim,
+        Metric::L2,
+        params(8),
+        VectorEncoding::Sq8,
+        false,
+    )
+    .unwrap();
     index.delete(NodeId(5)).unwrap();
     let (rebuilt, map) = index.rebuild(false).unwrap();
     assert_eq!(rebuilt.len(), n - 1);
@@ -235,8 +245,7 @@ fn save_load_round_trip_for_every_encoding() {
     let data = clustered(n, dim, 29);
     let queries = random_data(20, dim, 30);
     for enc in ENCODINGS {
-        let index =
-            Hnsw::build_encoded(&data, dim, Metric::Cosine, params(8), enc, false).unwrap();
+        let index = Hnsw::build_encoded(&data, dim, Metric::Cosine, params(8), enc, false).unwrap();
         index.delete(NodeId(17)).unwrap();
         let (_dir, path) = saved(&index);
         let bytes = std::fs::read(&path).unwrap();
@@ -291,7 +300,12 @@ fn corrupt_encoded_files_are_errors() {
     };
     let sq8 = file(VectorEncoding::Sq8);
     let f16 = file(VectorEncoding::F16);
-    let err = |b: &[u8]| Hnsw::from_bytes(b, p, 0).err().expect("must fail").to_string();
+    let err = |b: &[u8]| {
+        Hnsw::from_bytes(b, p, 0)
+            .err()
+            .expect("must fail")
+            .to_string()
+    };
     assert!(Hnsw::from_bytes(&sq8, p, 0).is_ok());
 
     // Every truncation and single bit flip fails.
@@ -322,7 +336,11 @@ fn corrupt_encoded_files_are_errors() {
     let mut b = f16.clone();
     b[13] = VectorEncoding::Sq8.code();
     fix_crc(&mut b);
-    assert!(err(&b).contains("quantizer section of 0 bytes"), "{}", err(&b));
+    assert!(
+        err(&b).contains("quantizer section of 0 bytes"),
+        "{}",
+        err(&b)
+    );
 
     let mut b = sq8.clone();
     b[60] = 1;

@@ -304,8 +304,8 @@ impl Hnsw {
         for i in 0..count {
             read_list(&mut cur, i, 0, m0)?;
         }
-        for i in 0..count {
-            for l in 1..=levels[i] as usize {
+        for (i, &top) in levels.iter().enumerate() {
+            for l in 1..=top as usize {
                 read_list(&mut cur, i, l, m)?;
             }
         }
