@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use quiver::dataset;
-use quiver::hnsw::Hnsw;
+use quiver::hnsw::{Hnsw, VectorEncoding};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,20 +25,33 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 fn fuzz_corpus_hnsw_file() {
     let files = corpus("hnsw_file");
     assert!(files.len() >= 3, "corpus too small");
-    let ok = files
-        .iter()
-        .filter(|(p, b)| match Hnsw::from_bytes(b, p, 0) {
+    let mut loaded = Vec::new();
+    let mut failed = 0;
+    for (p, b) in &files {
+        let name = p.file_name().unwrap().to_string_lossy();
+        match Hnsw::from_bytes(b, p, 1) {
             Ok(ix) => {
-                let _ = ix.search(&vec![0.5; ix.dim()], 3, 10);
-                true
+                let q = vec![0.5; ix.dim()];
+                let _ = ix.search(&q, 3, 10);
+                let _ = ix.insert(&q);
+                loaded.push((b[8], ix.encoding()));
             }
-            Err(_) => false,
-        })
-        .count();
-    assert!(
-        ok >= 1 && ok < files.len(),
-        "corpus should hold valid and invalid files ({ok} valid)"
-    );
+            Err(e) => {
+                assert!(!name.starts_with("valid"), "{name}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed >= 1, "corpus should hold invalid files");
+    // Version 1 (f32) and version 2 in every encoding.
+    for want in [
+        (1, VectorEncoding::F32),
+        (2, VectorEncoding::F32),
+        (2, VectorEncoding::F16),
+        (2, VectorEncoding::Sq8),
+    ] {
+        assert!(loaded.contains(&want), "no valid file of {want:?}");
+    }
 }
 
 #[test]
@@ -66,6 +79,8 @@ fn fuzz_corpus_dataset_file() {
 }
 
 /// Writes the seed corpus (run once by hand: `cargo test --test tests -- --ignored write_seed_corpus`).
+/// `hnsw_file/valid-40x4` is a version-1 file written before version 2
+/// existed; it is kept as it is, to keep loading version 1 covered.
 #[test]
 #[ignore]
 fn write_seed_corpus() {
@@ -85,9 +100,26 @@ fn write_seed_corpus() {
     )
     .unwrap();
     ix.delete(NodeId(3)).unwrap();
-    let p = root.join("hnsw_file/valid-40x4");
+    let p = root.join("hnsw_file/valid-40x4-v2");
     ix.save(&p).unwrap();
     let bytes = std::fs::read(&p).unwrap();
+    for enc in [VectorEncoding::F16, VectorEncoding::Sq8] {
+        let ix = Hnsw::build_encoded(
+            &data.data,
+            4,
+            Metric::Cosine,
+            HnswParams {
+                m: 4,
+                ..Default::default()
+            },
+            enc,
+            false,
+        )
+        .unwrap();
+        ix.delete(NodeId(5)).unwrap();
+        ix.save(&root.join(format!("hnsw_file/valid-40x4-{enc}")))
+            .unwrap();
+    }
     std::fs::write(root.join("hnsw_file/truncated"), &bytes[..bytes.len() / 2]).unwrap();
     let mut flipped = bytes.clone();
     flipped[100] ^= 4;

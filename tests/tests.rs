@@ -16,3 +16,4 @@ mod server;
 mod server_ops;
 mod spann;
 mod spann_concurrent;
+mod spann_head_encoding;

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use quiver::dataset::{self, Neighbors, VectorSet};
 use quiver::distance::{self, Metric};
-use quiver::hnsw::{Hnsw, HnswParams, Neighbor};
+use quiver::hnsw::{Hnsw, HnswParams, Neighbor, VectorEncoding};
 use quiver::spann::{IoMode, OpenOptions, SearchParams, SearchStats, Spann, SpannParams};
 
 #[derive(Clone, Copy, ValueEnum, Serialize)]
@@ -138,6 +138,9 @@ struct Report {
     build_seconds: f64,
     index_bytes: u64,
     raw_vector_bytes: u64,
+    /// HNSW: how the graph stores its vectors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<VectorEncoding>,
     /// SPANN: settings of the build, heads, posting file size, I/O mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     spann: Option<SpannInfo>,
@@ -318,7 +321,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             // The base is not needed after the ground truth: hand it over so
             // the build holds one copy of the vectors, not two.
             let owned = std::mem::take(&mut data.base.data);
-            build_pool.install(|| Hnsw::build_owned(owned, base_dim, a.metric, params, true))?
+            let encoding = a.spann.graph_encoding();
+            build_pool.install(|| {
+                Hnsw::build_owned_encoded(owned, base_dim, a.metric, params, encoding, true)
+            })?
         }
     };
     let build_seconds = started.elapsed().as_secs_f64();
@@ -377,11 +383,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         runs.push(run);
     }
     out!(
-        "build {:.2} s on {} threads; index {:.1} MiB ({:.1} MiB raw vectors); kernels {}",
+        "build {:.2} s on {} threads; index {:.1} MiB ({:.1} MiB raw vectors, {} stored); kernels {}",
         build_seconds,
         build_threads,
         index.memory_bytes() as f64 / (1 << 20) as f64,
         raw_vector_bytes as f64 / (1 << 20) as f64,
+        index.encoding(),
         distance::kernels().name
     );
     if let Some(path) = &a.json {
@@ -401,6 +408,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             build_seconds,
             index_bytes: index.memory_bytes() as u64,
             raw_vector_bytes,
+            encoding: Some(index.encoding()),
             spann: None,
             runs,
         };
@@ -622,6 +630,7 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
             build_seconds,
             index_bytes: mem,
             raw_vector_bytes,
+            encoding: None,
             spann: Some(SpannInfo {
                 params: *index.params(),
                 heads: index.heads(),

@@ -10,7 +10,7 @@ use clap::Args;
 
 use quiver::dataset;
 use quiver::distance::Metric;
-use quiver::hnsw::{Hnsw, HnswParams};
+use quiver::hnsw::{Hnsw, HnswParams, VectorEncoding};
 use quiver::spann::{Encoding, OpenOptions, Spann, SpannParams};
 
 use super::bench::IndexKind;
@@ -27,15 +27,29 @@ pub struct SpannBuildArgs {
     /// SPANN: ε₁, replicas only within (1+ε₁) of the nearest head.
     #[arg(long, default_value_t = SpannParams::default().eps1)]
     pub eps1: f32,
-    /// SPANN: posting encoding, f32 | f16 | sq8.
+    /// Vector encoding, f32 | f16 | sq8: of the postings (spann) or of the
+    /// graph's vectors (hnsw).
     #[arg(long, default_value = "f32")]
     pub encoding: Encoding,
+    /// SPANN: encoding of the head vectors in the in-memory head graph,
+    /// f32 | f16 | sq8.
+    #[arg(long, default_value = "f32")]
+    pub head_encoding: VectorEncoding,
     /// SPANN: posting length limit in 4 KiB pages.
     #[arg(long, default_value_t = SpannParams::default().max_posting_pages)]
     pub max_posting_pages: u32,
 }
 
 impl SpannBuildArgs {
+    /// `--encoding` as the storage of an HNSW graph's vectors.
+    pub fn graph_encoding(&self) -> VectorEncoding {
+        match self.encoding {
+            Encoding::F32 => VectorEncoding::F32,
+            Encoding::F16 => VectorEncoding::F16,
+            Encoding::Sq8 => VectorEncoding::Sq8,
+        }
+    }
+
     pub fn params(&self, m: usize, ef_construction: usize) -> SpannParams {
         let d = SpannParams::default();
         SpannParams {
@@ -44,6 +58,7 @@ impl SpannBuildArgs {
             replica_candidates: d.replica_candidates.max(self.replicas),
             eps1: self.eps1,
             encoding: self.encoding,
+            head_encoding: self.head_encoding,
             max_posting_pages: self.max_posting_pages,
             hnsw: HnswParams {
                 m,
@@ -143,12 +158,15 @@ pub fn run(a: IndexArgs) -> anyhow::Result<()> {
                 ef_construction,
                 ..defaults
             };
-            let index = pool.install(|| Hnsw::build_owned(base.data, dim, metric, params, true))?;
+            let encoding = a.spann.graph_encoding();
+            let index = pool.install(|| {
+                Hnsw::build_owned_encoded(base.data, dim, metric, params, encoding, true)
+            })?;
             index
                 .save(&out)
                 .with_context(|| format!("saving {}", out.display()))?;
             out!(
-                "hnsw: {n} x {dim} in {:.1} s; memory {:.1} MiB -> {}",
+                "hnsw: {n} x {dim} in {:.1} s; {encoding} vectors; memory {:.1} MiB -> {}",
                 started.elapsed().as_secs_f64(),
                 index.memory_bytes() as f64 / (1 << 20) as f64,
                 out.display()

@@ -531,7 +531,7 @@ impl Collection {
                 if let Some(v) = seg.hnsw.vector(node) {
                     ids.push(id);
                     nodes.push(node);
-                    vectors.extend_from_slice(v);
+                    vectors.extend_from_slice(&v);
                     payloads.push(seg.payload(node));
                 }
             }
@@ -668,7 +668,7 @@ impl Collection {
                 None
             },
             vector: if with_vector {
-                seg.hnsw.vector(loc.node).map(<[f32]>::to_vec)
+                seg.hnsw.vector(loc.node).map(std::borrow::Cow::into_owned)
             } else {
                 None
             },
@@ -820,7 +820,7 @@ impl Collection {
                         None
                     },
                     vector: if req.with_vector {
-                        s.hnsw.vector(loc.node).map(<[f32]>::to_vec)
+                        s.hnsw.vector(loc.node).map(std::borrow::Cow::into_owned)
                     } else {
                         None
                     },

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
+use super::codes::{with_space, Codes, Dist, QueryTmp, Space};
 use super::{Candidate, Entry, Hnsw, HnswError, HnswParams, NodeId, Result};
 use crate::distance::{self, Metric};
 
@@ -59,14 +60,16 @@ impl Hnsw {
         } else {
             ProgressBar::hidden()
         };
-        if n > 0 {
-            self.link(0, self.random_level(0));
-        }
-        (1..n as u32).into_par_iter().for_each(|i| {
-            self.link(i, self.random_level(i));
-            if i % 1024 == 0 {
-                bar.inc(1024);
+        with_space!(&self.codes, space => {
+            if n > 0 {
+                self.link(space, 0, self.random_level(0), None);
             }
+            (1..n as u32).into_par_iter().for_each(|i| {
+                self.link(space, i, self.random_level(i), None);
+                if i % 1024 == 0 {
+                    bar.inc(1024);
+                }
+            });
         });
         bar.finish_and_clear();
     }
@@ -107,9 +110,11 @@ impl Hnsw {
     }
 
     /// Inserts one vector (concurrently with other inserts and searches);
-    /// returns its node id.
+    /// returns its node id. In an SQ8 index, values outside the quantiser's
+    /// trained range are clamped to it.
     pub fn insert(&self, v: &[f32]) -> Result<NodeId> {
-        self.check_vector(v, "vector")?;
+        let mut q = Vec::with_capacity(self.dim);
+        self.prepare_vector(v, "vector", &mut q)?;
         let cap = self.capacity();
         let id = self
             .len
@@ -117,27 +122,31 @@ impl Hnsw {
                 (l < cap).then_some(l + 1)
             })
             .map_err(|_| HnswError::Full { capacity: cap })? as u32;
-        if let Err(e) = self.write_slot(id, v, "vector") {
-            // The slot stays reserved; mark it deleted so it is never returned.
-            self.links.init_node(id, 0);
-            let _ = self.delete(NodeId(id));
-            return Err(e);
-        }
-        self.link(id, self.random_level(id));
+        self.codes.write_unpublished(id, &q);
+        with_space!(&self.codes, space => self.link(space, id, self.random_level(id), Some(&q)));
         Ok(NodeId(id))
+    }
+
+    /// Checks `v` and copies it into `out`, normalised for cosine.
+    fn prepare_vector(&self, v: &[f32], what: &str, out: &mut Vec<f32>) -> Result<()> {
+        self.check_vector(v, what)?;
+        out.clear();
+        out.extend_from_slice(v);
+        if self.metric.normalizes() && !distance::normalize(out) {
+            return Err(HnswError::ZeroNorm { what: what.into() });
+        }
+        Ok(())
     }
 
     /// Writes slot `id` (normalised for cosine) before it is published.
     fn write_slot(&self, id: u32, v: &[f32], what: &str) -> Result<()> {
-        self.check_vector(v, what)?;
-        if self.metric.normalizes() {
-            let mut copy = v.to_vec();
-            if !distance::normalize(&mut copy) {
-                return Err(HnswError::ZeroNorm { what: what.into() });
-            }
-            self.vectors.write_unpublished(id, &copy);
+        if self.metric.normalizes() || !matches!(self.codes, Codes::F32(_)) {
+            let mut copy = Vec::with_capacity(self.dim);
+            self.prepare_vector(v, what, &mut copy)?;
+            self.codes.write_unpublished(id, &copy);
         } else {
-            self.vectors.write_unpublished(id, v);
+            self.check_vector(v, what)?;
+            self.codes.write_unpublished(id, v);
         }
         Ok(())
     }
@@ -150,10 +159,11 @@ impl Hnsw {
         ((-u.ln() * ml) as usize).min(MAX_LEVEL)
     }
 
-    /// Connects the already-written node `id` into the graph on layers `0..=level`.
-    fn link(&self, id: u32, level: usize) {
+    /// Connects the already-written node `id` into the graph on layers
+    /// `0..=level`. The insert searches with `v` (the vector as given,
+    /// normalised) when known, else with the node's stored vector.
+    fn link<S: Space>(&self, space: &S, id: u32, level: usize, v: Option<&[f32]>) {
         self.links.init_node(id, level);
-        let q = self.vectors.get(id);
 
         let current = *self.entry.read();
         let raises_top = current.is_none_or(|e| level > e.level);
@@ -164,14 +174,20 @@ impl Hnsw {
             return;
         };
 
-        let raise = level > entry.level;
-        let mut ep = self.greedy_descent(q, entry.node, entry.level, level.min(entry.level));
         let mut s = self.pool.take(self.capacity());
+        let mut query_tmp = std::mem::take(&mut s.query_tmp);
+        let mut link_tmp = std::mem::take(&mut s.link_tmp);
+        let q = match v {
+            Some(v) => space.query(v, &mut query_tmp),
+            None => space.node(id, &mut query_tmp),
+        };
+        let raise = level > entry.level;
+        let mut ep = self.greedy_descent(&q, entry.node, entry.level, level.min(entry.level));
         let mut chosen = Vec::with_capacity(self.links.max_degree(0));
         for l in (0..=level.min(entry.level)).rev() {
             s.reset(self.capacity());
             self.search_layer(
-                q,
+                &q,
                 &[ep],
                 self.params.ef_construction,
                 l,
@@ -187,18 +203,21 @@ impl Hnsw {
                 ep = match found.iter().find(|c| self.links.is_ready(c.id, l - 1)) {
                     Some(&c) => c,
                     None => Candidate {
-                        dist: self.dist.distance(q, self.vectors.get(entry.node)),
+                        dist: q.dist(entry.node),
                         id: entry.node,
                     },
                 };
             }
-            self.select_neighbors(&found, self.params.m, &mut chosen);
-            self.set_own_links(id, l, &mut chosen);
+            self.select_neighbors(space, &mut link_tmp[1], &found, self.params.m, &mut chosen);
+            self.set_own_links(space, &mut link_tmp, id, l, &mut chosen);
             self.links.mark_ready(id, l);
             for &n in &chosen {
-                self.add_backlink(n, id, l);
+                self.add_backlink(space, &mut link_tmp, n, id, l);
             }
         }
+        drop(q);
+        s.query_tmp = query_tmp;
+        s.link_tmp = link_tmp;
         self.pool.give(s);
 
         if raise {
@@ -208,7 +227,14 @@ impl Hnsw {
 
     /// The heuristic of algorithm 4: walk `sorted` nearest first and keep a
     /// candidate only if it is closer to the base than to every kept one.
-    fn select_neighbors(&self, sorted: &[Candidate], m: usize, out: &mut Vec<u32>) {
+    fn select_neighbors<S: Space>(
+        &self,
+        space: &S,
+        tmp: &mut QueryTmp,
+        sorted: &[Candidate],
+        m: usize,
+        out: &mut Vec<u32>,
+    ) {
         out.clear();
         if sorted.len() <= m {
             out.extend(sorted.iter().map(|c| c.id));
@@ -218,10 +244,8 @@ impl Hnsw {
             if out.len() >= m {
                 break;
             }
-            let v = self.vectors.get(c.id);
-            let good = out
-                .iter()
-                .all(|&r| self.dist.distance(v, self.vectors.get(r)) >= c.dist);
+            let v = space.node(c.id, tmp);
+            let good = out.iter().all(|&r| v.dist(r) >= c.dist);
             if good {
                 out.push(c.id);
             }
@@ -231,29 +255,49 @@ impl Hnsw {
     /// Writes the new node's list on `level`. A concurrent insert may already
     /// have added itself there (it found `id` through an upper layer), so
     /// existing entries are merged in rather than overwritten.
-    fn set_own_links(&self, id: u32, level: usize, chosen: &mut Vec<u32>) {
+    fn set_own_links<S: Space>(
+        &self,
+        space: &S,
+        [base_tmp, cand_tmp]: &mut [QueryTmp; 2],
+        id: u32,
+        level: usize,
+        chosen: &mut Vec<u32>,
+    ) {
         let g = self.links.lock(id);
         let mut existing = Vec::new();
         self.links.read(id, level, &mut existing);
         existing.retain(|n| !chosen.contains(n));
         if !existing.is_empty() {
-            let base = self.vectors.get(id);
+            let base = space.node(id, base_tmp);
             let mut cands: Vec<Candidate> = chosen
                 .iter()
                 .chain(&existing)
                 .map(|&n| Candidate {
-                    dist: self.dist.distance(base, self.vectors.get(n)),
+                    dist: base.dist(n),
                     id: n,
                 })
                 .collect();
             cands.sort_unstable();
-            self.select_neighbors(&cands, self.links.max_degree(level), chosen);
+            self.select_neighbors(
+                space,
+                cand_tmp,
+                &cands,
+                self.links.max_degree(level),
+                chosen,
+            );
         }
         self.links.write(&g, id, level, chosen);
     }
 
     /// Adds `new` to `node`'s list on `level`, shrinking with the heuristic if full.
-    fn add_backlink(&self, node: u32, new: u32, level: usize) {
+    fn add_backlink<S: Space>(
+        &self,
+        space: &S,
+        [base_tmp, cand_tmp]: &mut [QueryTmp; 2],
+        node: u32,
+        new: u32,
+        level: usize,
+    ) {
         let max = self.links.max_degree(level);
         let g = self.links.lock(node);
         let mut current = Vec::with_capacity(max + 1);
@@ -266,18 +310,18 @@ impl Hnsw {
             self.links.write(&g, node, level, &current);
             return;
         }
-        let base = self.vectors.get(node);
+        let base = space.node(node, base_tmp);
         let mut cands: Vec<Candidate> = current
             .iter()
             .chain(std::iter::once(&new))
             .map(|&n| Candidate {
-                dist: self.dist.distance(base, self.vectors.get(n)),
+                dist: base.dist(n),
                 id: n,
             })
             .collect();
         cands.sort_unstable();
         let mut kept = Vec::with_capacity(max);
-        self.select_neighbors(&cands, max, &mut kept);
+        self.select_neighbors(space, cand_tmp, &cands, max, &mut kept);
         self.links.write(&g, node, level, &kept);
     }
 }
@@ -285,7 +329,8 @@ impl Hnsw {
 impl Hnsw {
     /// Builds a fresh index from the live (not deleted) nodes, dropping
     /// deleted ones and repairing the links they held. Returns the new index
-    /// and, for each new node id, the old node id it came from.
+    /// and, for each new node id, the old node id it came from. The new index
+    /// keeps this one's encoding (and SQ8 quantiser).
     pub fn rebuild(&self, progress: bool) -> Result<(Hnsw, Vec<NodeId>)> {
         let live: Vec<NodeId> = (0..self.len() as u32)
             .map(NodeId)
@@ -293,9 +338,10 @@ impl Hnsw {
             .collect();
         let mut data = Vec::with_capacity(live.len() * self.dim);
         for &id in &live {
-            data.extend_from_slice(self.vectors.get(id.0));
+            data.extend_from_slice(&self.codes.vector(id.0));
         }
-        let index = Hnsw::build(&data, self.dim, self.metric, self.params, progress)?;
+        let index = Hnsw::build_owned(data, self.dim, self.metric, self.params, progress)?
+            .reencode_with(self.codec())?;
         Ok((index, live))
     }
 }

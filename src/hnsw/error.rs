@@ -23,6 +23,8 @@ pub enum HnswError {
     ZeroNorm { what: String },
     #[error("index is full ({capacity} vectors); reserve more capacity")]
     Full { capacity: usize },
+    #[error("vector codec: {0}")]
+    Codec(#[from] crate::quant::QuantError),
     #[error("node {0} does not exist")]
     UnknownNode(u32),
     #[error("{file}: I/O error: {source}")]

@@ -10,9 +10,13 @@
 //!   take no lock (see [`links`]).
 //! - Deletes mark nodes; deleted nodes still route but are never returned.
 //!   Searches accept an allow-filter. [`Hnsw::rebuild`] compacts.
+//! - Vectors stored as f32, f16 or SQ8 codes ([`VectorEncoding`], [`codes`]);
+//!   searches compare the f32 query with the codes directly.
 //! - [`Hnsw::save`] / [`Hnsw::load`]: the flat file of docs/FORMAT.md.
 
 mod build;
+mod codes;
+mod encode;
 mod error;
 mod links;
 mod persist;
@@ -21,16 +25,19 @@ mod search;
 mod vectors;
 mod visited;
 
+pub use codes::{ParseEncodingError, VectorCodec, VectorEncoding};
 pub use error::{HnswError, Result};
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 
-use crate::distance::{DistanceKernel, Metric};
+use crate::distance::Metric;
+use crate::quant::Sq8Quantizer;
+use codes::Codes;
 use links::Links;
-use vectors::VectorStore;
 use visited::ScratchPool;
 
 /// Index of a node inside one HNSW graph (not a user-facing point id).
@@ -116,13 +123,14 @@ impl Ord for Candidate {
     }
 }
 
-/// An HNSW index over f32 vectors of one dimension and metric.
+/// An HNSW index over vectors of one dimension and metric, stored as f32,
+/// f16 or SQ8 codes.
 pub struct Hnsw {
     dim: usize,
     metric: Metric,
     params: HnswParams,
-    dist: DistanceKernel,
-    vectors: VectorStore,
+    /// The stored vectors and their distance kernels.
+    codes: Codes,
     links: Links,
     /// Slots reserved so far (ids `0..len` exist or are being inserted).
     len: AtomicUsize,
@@ -137,8 +145,21 @@ pub struct Hnsw {
 }
 
 impl Hnsw {
-    /// An empty index with room for `capacity` vectors.
+    /// An empty index with room for `capacity` f32 vectors.
     pub fn new(dim: usize, metric: Metric, params: HnswParams, capacity: usize) -> Result<Self> {
+        Self::with_codec(dim, metric, params, capacity, VectorCodec::F32)
+    }
+
+    /// An empty index with room for `capacity` vectors stored with `codec`
+    /// (an SQ8 quantiser must have dimension `dim`; values outside its range
+    /// are clamped when inserted).
+    pub fn with_codec(
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        capacity: usize,
+        codec: VectorCodec,
+    ) -> Result<Self> {
         params.validate()?;
         if dim == 0 || dim > 65_535 {
             return Err(HnswError::InvalidParam(format!(
@@ -150,12 +171,19 @@ impl Hnsw {
                 "capacity {capacity} exceeds u32 node ids"
             )));
         }
+        if let VectorCodec::Sq8(q) = &codec {
+            if q.dim() != dim {
+                return Err(HnswError::InvalidParam(format!(
+                    "SQ8 quantizer has dimension {}, index {dim}",
+                    q.dim()
+                )));
+            }
+        }
         Ok(Self {
             dim,
             metric,
             params,
-            dist: metric.kernel(),
-            vectors: VectorStore::new(dim, capacity),
+            codes: Codes::new(dim, metric, codec, capacity),
             links: Links::new(params.m, capacity),
             len: AtomicUsize::new(0),
             entry: RwLock::new(None),
@@ -179,6 +207,22 @@ impl Hnsw {
         self.params
     }
 
+    /// How the vectors are stored.
+    pub fn encoding(&self) -> VectorEncoding {
+        self.codes.encoding()
+    }
+
+    /// The encoding with its parameters (e.g. to build another index with
+    /// the same SQ8 quantiser).
+    pub fn codec(&self) -> VectorCodec {
+        self.codes.codec()
+    }
+
+    /// The SQ8 quantiser, for an SQ8 index.
+    pub fn sq8_quantizer(&self) -> Option<&Sq8Quantizer> {
+        self.codes.sq8_quantizer()
+    }
+
     /// Nodes inserted (deleted ones included).
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Acquire).min(self.capacity())
@@ -195,7 +239,7 @@ impl Hnsw {
 
     /// Slots available before [`Hnsw::reserve`] is needed.
     pub fn capacity(&self) -> usize {
-        self.vectors.capacity()
+        self.codes.capacity()
     }
 
     /// Grows the capacity to at least `capacity` slots.
@@ -203,16 +247,17 @@ impl Hnsw {
         if capacity <= self.capacity() {
             return;
         }
-        self.vectors.grow(capacity);
+        self.codes.grow(capacity);
         self.links.grow(capacity);
         let mut flags = std::mem::take(&mut self.deleted_flags).into_vec();
         flags.resize_with(capacity, || AtomicBool::new(false));
         self.deleted_flags = flags.into_boxed_slice();
     }
 
-    /// The stored vector of `id` (normalised for cosine), if it exists.
-    pub fn vector(&self, id: NodeId) -> Option<&[f32]> {
-        ((id.0 as usize) < self.len()).then(|| self.vectors.get(id.0))
+    /// The stored vector of `id` (normalised for cosine), if it exists:
+    /// borrowed for f32 storage, decoded from its code for f16 and SQ8.
+    pub fn vector(&self, id: NodeId) -> Option<Cow<'_, [f32]>> {
+        ((id.0 as usize) < self.len()).then(|| self.codes.vector(id.0))
     }
 
     /// Marks `id` deleted: it keeps routing searches but is never returned.
@@ -242,9 +287,10 @@ impl Hnsw {
         self.deleted.lock().clone()
     }
 
-    /// Resident bytes of the index: vectors, links and bookkeeping.
+    /// Resident bytes of the index: vector codes (and SQ8 parameters),
+    /// links and bookkeeping.
     pub fn memory_bytes(&self) -> usize {
-        self.vectors.bytes()
+        self.codes.bytes()
             + self.links.bytes()
             + self.deleted_flags.len()
             + self.deleted.lock().serialized_size()
@@ -270,5 +316,7 @@ impl Hnsw {
     }
 }
 
+#[cfg(test)]
+mod encoding_tests;
 #[cfg(test)]
 mod tests;

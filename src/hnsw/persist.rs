@@ -1,6 +1,10 @@
 //! Saving and loading an index as one flat, checksummed file (layout in
 //! docs/FORMAT.md). Loading validates every count, id and level, so a corrupt
 //! or truncated file is an error, never a panic.
+//!
+//! Version 2 (written) records the vector encoding in the header and, for
+//! SQ8, the quantiser's parameters before the codes; version 1 (f32 only) is
+//! still read.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,12 +14,16 @@ use std::sync::atomic::Ordering;
 use roaring::RoaringBitmap;
 
 use super::build::MAX_LEVEL;
+use super::codes::{VectorCodec, VectorEncoding};
 use super::{Entry, Hnsw, HnswError, HnswParams, NodeId, Result};
 use crate::distance::Metric;
+use crate::quant::Sq8Quantizer;
 
 const MAGIC: &[u8; 8] = b"QVRHNSW\0";
 const END_MAGIC: &[u8; 4] = b"QEND";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The f32-only layout without encoding or quantiser fields (still read).
+const VERSION_F32_ONLY: u32 = 1;
 const HEADER_LEN: usize = 64;
 const NO_ENTRY: u32 = u32::MAX;
 
@@ -75,11 +83,16 @@ impl Hnsw {
         let deleted: RoaringBitmap = deleted.iter().filter(|&d| (d as usize) < count).collect();
         let mut del_bytes = Vec::with_capacity(deleted.serialized_size());
         deleted.serialize_into(&mut del_bytes)?;
+        let quantizer = self
+            .codes
+            .sq8_quantizer()
+            .map_or_else(Vec::new, Sq8Quantizer::to_bytes);
 
         let mut h = [0u8; HEADER_LEN];
         h[0..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&VERSION.to_le_bytes());
         h[12] = self.metric.code();
+        h[13] = self.codes.encoding().code();
         h[16..20].copy_from_slice(&(self.dim as u32).to_le_bytes());
         h[20..24].copy_from_slice(&(self.params.m as u32).to_le_bytes());
         h[24..28].copy_from_slice(&(self.params.ef_construction as u32).to_le_bytes());
@@ -88,14 +101,16 @@ impl Hnsw {
         h[36..40].copy_from_slice(&(entry.map_or(0, |e| e.level) as u32).to_le_bytes());
         h[40..48].copy_from_slice(&self.params.seed.to_le_bytes());
         h[48..52].copy_from_slice(&(del_bytes.len() as u32).to_le_bytes());
+        h[52..56].copy_from_slice(&(quantizer.len() as u32).to_le_bytes());
         w.put(&h)?;
 
         let levels: Vec<u8> = (0..count as u32)
             .map(|i| self.links.level(i) as u8)
             .collect();
         w.put(&levels)?;
+        w.put(&quantizer)?;
         for i in 0..count as u32 {
-            w.put(bytemuck::cast_slice(self.vectors.get(i)))?;
+            w.put(self.codes.raw(i))?;
         }
         let mut list = Vec::new();
         let mut write_list = |w: &mut CrcWriter<W>, id: u32, level: usize, max: usize| {
@@ -161,10 +176,28 @@ impl Hnsw {
             ));
         }
         let version = u32_at(bytes, 8);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_F32_ONLY {
             return Err(corrupt(
                 8,
-                format!("unsupported version {version} (this build reads {VERSION})"),
+                format!(
+                    "unsupported version {version} (this build reads {VERSION_F32_ONLY} and {VERSION})"
+                ),
+            ));
+        }
+        let (encoding, quant_len) = if version == VERSION_F32_ONLY {
+            (VectorEncoding::F32, 0)
+        } else {
+            let e = VectorEncoding::from_code(bytes[13])
+                .ok_or_else(|| corrupt(13, format!("unknown vector encoding {}", bytes[13])))?;
+            if let Some(i) = (14..16).chain(56..64).find(|&i| bytes[i] != 0) {
+                return Err(corrupt(i, "reserved header byte is not zero".into()));
+            }
+            (e, u32_at(bytes, 52) as usize)
+        };
+        if (encoding == VectorEncoding::Sq8) != (quant_len > 0) {
+            return Err(corrupt(
+                52,
+                format!("{encoding} index with a quantizer section of {quant_len} bytes"),
             ));
         }
         let metric = Metric::from_code(bytes[12])
@@ -179,8 +212,6 @@ impl Hnsw {
         let entry_node = u32_at(bytes, 32);
         let entry_level = u32_at(bytes, 36) as usize;
         let del_len = u32_at(bytes, 48) as usize;
-        let index = Hnsw::new(dim, metric, params, count.saturating_add(extra))
-            .map_err(|e| corrupt(16, format!("header: {e}")))?;
         let (m, m0) = (params.m, 2 * params.m);
 
         let mut cur = Cursor {
@@ -197,23 +228,45 @@ impl Hnsw {
                 format!("node {i} has level {} > {MAX_LEVEL}", levels[i]),
             ));
         }
-        let vec_bytes = dim
+        let quant_off = cur.pos;
+        let quant_raw = cur
+            .take(quant_len, "SQ8 quantizer")
+            .map_err(|(o, r)| corrupt(o, r))?;
+        let codec = match encoding {
+            VectorEncoding::F32 => VectorCodec::F32,
+            VectorEncoding::F16 => VectorCodec::F16,
+            VectorEncoding::Sq8 => VectorCodec::Sq8(
+                Sq8Quantizer::from_bytes(quant_raw)
+                    .map_err(|e| corrupt(quant_off, format!("SQ8 quantizer: {e}")))?,
+            ),
+        };
+        let index = Hnsw::with_codec(dim, metric, params, count.saturating_add(extra), codec)
+            .map_err(|e| corrupt(16, format!("header: {e}")))?;
+        let code_bytes = dim
             .checked_mul(4)
+            .map(|_| encoding.code_bytes(dim))
             .ok_or_else(|| corrupt(16, "dimension overflows".into()))?;
-        let mut row = vec![0f32; dim];
         for i in 0..count {
             let off = cur.pos;
             let raw = cur
-                .take(vec_bytes, "vectors")
+                .take(code_bytes, "vectors")
                 .map_err(|(o, r)| corrupt(o, r))?;
-            bytemuck::cast_slice_mut::<f32, u8>(&mut row).copy_from_slice(raw);
-            if row.iter().any(|x| !x.is_finite()) {
+            let finite = match encoding {
+                VectorEncoding::F32 => raw
+                    .chunks_exact(4)
+                    .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+                VectorEncoding::F16 => raw
+                    .chunks_exact(2)
+                    .all(|b| half::f16::from_le_bytes([b[0], b[1]]).is_finite()),
+                VectorEncoding::Sq8 => true,
+            };
+            if !finite {
                 return Err(corrupt(
                     off,
                     format!("vector of node {i} has a non-finite value"),
                 ));
             }
-            index.vectors.write_unpublished(i as u32, &row);
+            index.codes.write_raw_unpublished(i as u32, raw);
         }
         for (i, &l) in levels.iter().enumerate() {
             index.links.init_node(i as u32, l as usize);
@@ -251,8 +304,8 @@ impl Hnsw {
         for i in 0..count {
             read_list(&mut cur, i, 0, m0)?;
         }
-        for i in 0..count {
-            for l in 1..=levels[i] as usize {
+        for (i, &top) in levels.iter().enumerate() {
+            for l in 1..=top as usize {
                 read_list(&mut cur, i, l, m)?;
             }
         }

@@ -1,10 +1,12 @@
 //! Queries: greedy descent through the upper layers, then the ef-bounded beam
-//! search on layer 0 (algorithms 2 and 5 of Malkov & Yashunin).
+//! search on layer 0 (algorithms 2 and 5 of Malkov & Yashunin), generic over
+//! the prepared query ([`Dist`]) so each vector encoding gets its own loop.
 
 use std::cmp::Reverse;
 
+use super::codes::{with_space, Dist, Space};
 use super::visited::Scratch;
-use super::{Candidate, Hnsw, HnswError, Neighbor, NodeId, Result};
+use super::{Candidate, Entry, Hnsw, HnswError, Neighbor, NodeId, Result};
 use crate::distance;
 
 impl Hnsw {
@@ -59,22 +61,12 @@ impl Hnsw {
             });
         }
 
-        let ep = self.greedy_descent(&q, entry.node, entry.level, 0);
-        let has_deletions = self
-            .deleted_count
-            .load(std::sync::atomic::Ordering::Acquire)
-            > 0;
-        match (allow, has_deletions) {
-            (None, false) => self.search_layer(&q, &[ep], ef, 0, &mut s, None::<&fn(u32) -> bool>),
-            (None, true) => {
-                let f = |id: u32| !self.is_deleted(NodeId(id));
-                self.search_layer(&q, &[ep], ef, 0, &mut s, Some(&f))
-            }
-            (Some(a), _) => {
-                let f = |id: u32| !self.is_deleted(NodeId(id)) && a(NodeId(id));
-                self.search_layer(&q, &[ep], ef, 0, &mut s, Some(&f))
-            }
-        }
+        let mut tmp = std::mem::take(&mut s.query_tmp);
+        with_space!(&self.codes, space => {
+            let d = space.query(&q, &mut tmp);
+            self.search_base(&d, entry, ef, allow, &mut s);
+        });
+        s.query_tmp = tmp;
         while s.results.len() > k {
             s.results.pop();
         }
@@ -88,17 +80,45 @@ impl Hnsw {
         Ok(())
     }
 
+    /// Descends from `entry` to layer 0 and runs the layer-0 beam search,
+    /// leaving up to `ef` results in `s.results`.
+    fn search_base<D: Dist>(
+        &self,
+        q: &D,
+        entry: Entry,
+        ef: usize,
+        allow: Option<&dyn Fn(NodeId) -> bool>,
+        s: &mut Scratch,
+    ) {
+        let ep = self.greedy_descent(q, entry.node, entry.level, 0);
+        let has_deletions = self
+            .deleted_count
+            .load(std::sync::atomic::Ordering::Acquire)
+            > 0;
+        match (allow, has_deletions) {
+            (None, false) => self.search_layer(q, &[ep], ef, 0, s, None::<&fn(u32) -> bool>),
+            (None, true) => {
+                let f = |id: u32| !self.is_deleted(NodeId(id));
+                self.search_layer(q, &[ep], ef, 0, s, Some(&f))
+            }
+            (Some(a), _) => {
+                let f = |id: u32| !self.is_deleted(NodeId(id)) && a(NodeId(id));
+                self.search_layer(q, &[ep], ef, 0, s, Some(&f))
+            }
+        }
+    }
+
     /// Greedy walk from `node` on layers `top..=bottom+1` down to `bottom`
     /// (exclusive): returns the closest node found and its distance.
-    pub(crate) fn greedy_descent(
+    pub(crate) fn greedy_descent<D: Dist>(
         &self,
-        q: &[f32],
+        q: &D,
         node: u32,
         top: usize,
         bottom: usize,
     ) -> Candidate {
         let mut cur = Candidate {
-            dist: self.dist.distance(q, self.vectors.get(node)),
+            dist: q.dist(node),
             id: node,
         };
         for level in (bottom + 1..=top).rev() {
@@ -110,7 +130,7 @@ impl Hnsw {
                     if !self.links.is_ready(n, level - 1) {
                         return;
                     }
-                    let d = self.dist.distance(q, self.vectors.get(n));
+                    let d = q.dist(n);
                     if d < cur.dist {
                         cur = Candidate { dist: d, id: n };
                         changed = true;
@@ -127,9 +147,9 @@ impl Hnsw {
     /// Beam search on one layer from `entries`. Leaves up to `ef` results in
     /// `s.results` (worst on top); only nodes passing `allow` become results,
     /// but every node routes.
-    pub(crate) fn search_layer<F: Fn(u32) -> bool>(
+    pub(crate) fn search_layer<D: Dist, F: Fn(u32) -> bool>(
         &self,
-        q: &[f32],
+        q: &D,
         entries: &[Candidate],
         ef: usize,
         level: usize,
@@ -170,13 +190,13 @@ impl Hnsw {
                 self.links.prefetch_list(next.id, level);
             }
             for &n in &batch {
-                distance::prefetch(self.vectors.get(n));
+                q.prefetch(n);
             }
             for (i, &n) in batch.iter().enumerate() {
                 if let Some(&next) = batch.get(i + 1) {
-                    distance::prefetch_lines(self.vectors.get(next), 64);
+                    q.prefetch_all(next);
                 }
-                let d = self.dist.distance(q, self.vectors.get(n));
+                let d = q.dist(n);
                 if s.results.len() < ef || d < bound {
                     let cand = Candidate { dist: d, id: n };
                     s.frontier.push(Reverse(cand));

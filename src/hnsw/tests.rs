@@ -8,12 +8,12 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::distance::Metric;
 
-fn random_data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+pub(super) fn random_data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut rng = SmallRng::seed_from_u64(seed);
     (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
 }
 
-fn brute_force(
+pub(super) fn brute_force(
     data: &[f32],
     dim: usize,
     metric: Metric,
@@ -43,7 +43,7 @@ fn brute_force(
     all.into_iter().map(|x| x.1).collect()
 }
 
-fn recall(
+pub(super) fn recall(
     index: &Hnsw,
     data: &[f32],
     queries: &[f32],
@@ -230,7 +230,7 @@ fn bad_input_is_an_error() {
     .is_err());
 }
 
-fn saved(index: &Hnsw) -> (tempfile::TempDir, std::path::PathBuf) {
+pub(super) fn saved(index: &Hnsw) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index.hnsw");
     index.save(&path).unwrap();

@@ -2,13 +2,14 @@
 //!
 //! A visited set is a `u16` tag per node: a node is visited when its tag equals
 //! the current epoch, so clearing is a single increment (a full reset only
-//! every 65,535 searches). Scratch (visited set, heaps, query buffer) is taken
+//! every 65,535 searches). Scratch (visited set, heaps, query buffers) is taken
 //! from a pool and returned after each search, so the hot path never allocates.
 
 use std::collections::BinaryHeap;
 
 use parking_lot::Mutex;
 
+use super::codes::QueryTmp;
 use super::Candidate;
 
 /// Per-search working memory.
@@ -23,6 +24,11 @@ pub(crate) struct Scratch {
     pub(crate) batch: Vec<u32>,
     /// A normalised copy of the query, for cosine.
     pub(crate) query: Vec<f32>,
+    /// Buffers of the prepared search (or insert) query.
+    pub(crate) query_tmp: QueryTmp,
+    /// Buffers of the node-to-node distances of an insert: the base node of
+    /// a list being shrunk, and the candidate being checked.
+    pub(crate) link_tmp: [QueryTmp; 2],
 }
 
 impl Scratch {
@@ -34,6 +40,8 @@ impl Scratch {
             results: BinaryHeap::with_capacity(256),
             batch: Vec::with_capacity(64),
             query: Vec::new(),
+            query_tmp: QueryTmp::default(),
+            link_tmp: Default::default(),
         }
     }
 

@@ -35,7 +35,7 @@ pub fn rng_select(
         let dominated = out.iter().any(|&(h, _)| {
             heads
                 .vector(NodeId(h))
-                .is_some_and(|hv| dist.distance(cv, hv) <= c.distance)
+                .is_some_and(|hv| dist.distance(&cv, &hv) <= c.distance)
         });
         if !dominated {
             out.push((c.id.0, c.distance));
@@ -83,7 +83,7 @@ pub fn scan_heads(
         if let Some(hv) = heads.vector(id) {
             out.push(Neighbor {
                 id,
-                distance: dist.distance(v, hv),
+                distance: dist.distance(v, &hv),
             });
         }
     }

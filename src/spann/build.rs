@@ -261,6 +261,8 @@ impl Spann {
         } else {
             let _ = std::fs::remove_file(dir.join("vectors.f32"));
         }
+        // Replicas were assigned with exact head vectors; store them encoded.
+        let heads = heads.reencode(params.head_encoding)?;
         heads.save(&heads_path(dir, 1))?;
         meta.save(&meta_path(dir, 1))?;
         drop(base);

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Result, SpannError};
-use crate::hnsw::HnswParams;
+use crate::hnsw::{HnswParams, VectorEncoding};
 
 /// How vectors are stored inside postings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +93,13 @@ pub struct SpannParams {
     pub reassign_neighbors: usize,
     /// The head HNSW graph.
     pub hnsw: HnswParams,
+    /// How the head graph stores head vectors: f32, f16 or SQ8 (quantiser
+    /// trained on the heads). The build assigns replicas with f32 heads, then
+    /// re-encodes the graph; heads added later by splits are encoded (SQ8
+    /// clamps values outside the trained range). Absent in older `meta`
+    /// files, which are f32.
+    #[serde(default)]
+    pub head_encoding: VectorEncoding,
     /// Seed of the clustering.
     pub seed: u64,
 }
@@ -115,6 +122,7 @@ impl Default for SpannParams {
                 ef_construction: 200,
                 ..HnswParams::default()
             },
+            head_encoding: VectorEncoding::F32,
             seed: 0x0053_5041_4e4e,
         }
     }

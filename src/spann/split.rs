@@ -57,7 +57,7 @@ impl Spann {
             .heads
             .read()
             .vector(NodeId(h))
-            .map(<[f32]>::to_vec)
+            .map(std::borrow::Cow::into_owned)
             .ok_or_else(|| SpannError::InvalidParam(format!("split of unknown head {h}")))?;
         let local: Vec<u32> = (0..live.len() as u32).collect();
         let seed = self.params.seed
@@ -177,7 +177,12 @@ impl Spann {
             let near = self.heads.read().search(&old, k + 2, (k + 2).max(64))?;
             for nb in near.iter().filter(|n| !new_heads.contains(&n.id.0)) {
                 let p = nb.id.0;
-                let Some(pv) = self.heads.read().vector(nb.id).map(<[f32]>::to_vec) else {
+                let Some(pv) = self
+                    .heads
+                    .read()
+                    .vector(nb.id)
+                    .map(std::borrow::Cow::into_owned)
+                else {
                     continue;
                 };
                 let cell = self.slots.get(p as usize).get();

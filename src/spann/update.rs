@@ -528,7 +528,12 @@ impl Spann {
         // A reassigned vector often lands back in a posting that still holds
         // its previous copy (its version raise comes after this round): one
         // entry per id, the newer, so it does not count twice.
-        let mut at: HashMap<u32, usize> = live.ids.iter().enumerate().map(|(j, &id)| (id, j)).collect();
+        let mut at: HashMap<u32, usize> = live
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(j, &id)| (id, j))
+            .collect();
         for &i in rows {
             match at.get(&batch.ids[i]) {
                 Some(&j) => {

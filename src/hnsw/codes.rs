@@ -1,0 +1,467 @@
+//! How the graph's vectors are stored ([`VectorEncoding`]: f32, f16 or SQ8
+//! codes) and how distances to them are computed.
+//!
+//! The graph code never touches codes directly. It asks a [`Space`] (one per
+//! encoding) for a prepared query, a [`Dist`], and calls `dist(id)` on it:
+//!
+//! - a search query stays f32 and is compared with stored codes by the
+//!   asymmetric kernels (`l2_f16`/`dot_f16`, or [`Sq8Query`] over
+//!   `l2_sq8`/`dot_u8`);
+//! - node-to-node distances (inserts: neighbour selection and shrinking)
+//!   decode one node into a scratch buffer ([`QueryTmp`]) and use it as the
+//!   query.
+//!
+//! Everything generic over [`Space`] is monomorphised per encoding, so the
+//! f32 path compiles to the same loop as before encodings existed.
+//!
+//! SQ8 parameters are fixed when the codes are created: values outside the
+//! trained range (e.g. of vectors inserted after the build) are clamped to it.
+
+use std::borrow::Cow;
+
+use half::f16;
+
+use super::vectors::Arena;
+use crate::distance::{self, DistanceKernel, F16Fn, Metric};
+use crate::quant::{self, Sq8Quantizer, Sq8Query};
+
+/// How an index stores its vectors.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorEncoding {
+    /// Full precision, 4 bytes per dimension.
+    #[default]
+    F32,
+    /// IEEE half precision, 2 bytes per dimension.
+    F16,
+    /// 8-bit scalar quantisation, 1 byte per dimension (per-dimension min and
+    /// scale, [`Sq8Quantizer`]).
+    Sq8,
+}
+
+impl VectorEncoding {
+    /// Name as used on the command line and in settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VectorEncoding::F32 => "f32",
+            VectorEncoding::F16 => "f16",
+            VectorEncoding::Sq8 => "sq8",
+        }
+    }
+
+    /// Stable code used in the index file header.
+    pub fn code(self) -> u8 {
+        match self {
+            VectorEncoding::F32 => 0,
+            VectorEncoding::F16 => 1,
+            VectorEncoding::Sq8 => 2,
+        }
+    }
+
+    /// Inverse of [`VectorEncoding::code`].
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            0 => Some(VectorEncoding::F32),
+            1 => Some(VectorEncoding::F16),
+            2 => Some(VectorEncoding::Sq8),
+            _ => None,
+        }
+    }
+
+    /// Bytes of one stored vector of dimension `dim` (before slot padding).
+    pub fn code_bytes(self, dim: usize) -> usize {
+        match self {
+            VectorEncoding::F32 => 4 * dim,
+            VectorEncoding::F16 => 2 * dim,
+            VectorEncoding::Sq8 => dim,
+        }
+    }
+}
+
+impl std::fmt::Display for VectorEncoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an unknown encoding name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown vector encoding {0:?}: expected f32, f16 or sq8")]
+pub struct ParseEncodingError(pub String);
+
+impl std::str::FromStr for VectorEncoding {
+    type Err = ParseEncodingError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(VectorEncoding::F32),
+            "f16" => Ok(VectorEncoding::F16),
+            "sq8" => Ok(VectorEncoding::Sq8),
+            _ => Err(ParseEncodingError(s.to_string())),
+        }
+    }
+}
+
+/// An encoding with its parameters: what an empty index needs to store codes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VectorCodec {
+    F32,
+    F16,
+    /// SQ8 with a fixed quantiser (of the index's dimension).
+    Sq8(Sq8Quantizer),
+}
+
+impl VectorCodec {
+    pub fn encoding(&self) -> VectorEncoding {
+        match self {
+            VectorCodec::F32 => VectorEncoding::F32,
+            VectorCodec::F16 => VectorEncoding::F16,
+            VectorCodec::Sq8(_) => VectorEncoding::Sq8,
+        }
+    }
+}
+
+/// Reusable buffers for preparing one query (a decoded node, an SQ8 query).
+#[derive(Default)]
+pub(crate) struct QueryTmp {
+    buf: Vec<f32>,
+    sq8: Option<Sq8Query>,
+}
+
+/// A query prepared against one encoding's codes.
+pub(crate) trait Dist {
+    /// Distance from the query to node `id` (lower is closer).
+    fn dist(&self, id: u32) -> f32;
+    /// Hints the first cache line of node `id`'s code into cache.
+    fn prefetch(&self, id: u32);
+    /// Hints every cache line of node `id`'s code into cache.
+    fn prefetch_all(&self, id: u32);
+}
+
+/// One encoding's codes: prepares queries and writes and reads slots.
+pub(crate) trait Space: Sync {
+    type Query<'a>: Dist
+    where
+        Self: 'a;
+    /// Prepares `q` (already normalised for cosine) as a query.
+    fn query<'a>(&'a self, q: &'a [f32], tmp: &'a mut QueryTmp) -> Self::Query<'a>;
+    /// Prepares the stored vector of node `id` as a query.
+    fn node<'a>(&'a self, id: u32, tmp: &'a mut QueryTmp) -> Self::Query<'a>;
+}
+
+/// f32 codes: the vectors themselves.
+pub(crate) struct F32Space {
+    pub(crate) arena: Arena<f32>,
+    kernel: DistanceKernel,
+}
+
+pub(crate) struct F32Query<'a> {
+    q: &'a [f32],
+    arena: &'a Arena<f32>,
+    kernel: DistanceKernel,
+}
+
+impl Dist for F32Query<'_> {
+    #[inline(always)]
+    fn dist(&self, id: u32) -> f32 {
+        self.kernel.distance(self.q, self.arena.get(id))
+    }
+    #[inline(always)]
+    fn prefetch(&self, id: u32) {
+        distance::prefetch(self.arena.get(id));
+    }
+    #[inline(always)]
+    fn prefetch_all(&self, id: u32) {
+        distance::prefetch_lines(self.arena.get(id), 64);
+    }
+}
+
+impl Space for F32Space {
+    type Query<'a> = F32Query<'a>;
+    #[inline(always)]
+    fn query<'a>(&'a self, q: &'a [f32], _: &'a mut QueryTmp) -> F32Query<'a> {
+        F32Query {
+            q,
+            arena: &self.arena,
+            kernel: self.kernel,
+        }
+    }
+    #[inline(always)]
+    fn node<'a>(&'a self, id: u32, _: &'a mut QueryTmp) -> F32Query<'a> {
+        F32Query {
+            q: self.arena.get(id),
+            arena: &self.arena,
+            kernel: self.kernel,
+        }
+    }
+}
+
+/// f16 codes.
+pub(crate) struct F16Space {
+    arena: Arena<f16>,
+    f: F16Fn,
+    one_minus: bool,
+}
+
+pub(crate) struct F16Query<'a> {
+    q: &'a [f32],
+    arena: &'a Arena<f16>,
+    f: F16Fn,
+    one_minus: bool,
+}
+
+impl Dist for F16Query<'_> {
+    #[inline(always)]
+    fn dist(&self, id: u32) -> f32 {
+        let r = (self.f)(self.q, self.arena.get(id));
+        if self.one_minus {
+            1.0 - r
+        } else {
+            r
+        }
+    }
+    #[inline(always)]
+    fn prefetch(&self, id: u32) {
+        distance::prefetch(self.arena.get(id));
+    }
+    #[inline(always)]
+    fn prefetch_all(&self, id: u32) {
+        distance::prefetch_lines(self.arena.get(id), 64);
+    }
+}
+
+impl Space for F16Space {
+    type Query<'a> = F16Query<'a>;
+    fn query<'a>(&'a self, q: &'a [f32], _: &'a mut QueryTmp) -> F16Query<'a> {
+        F16Query {
+            q,
+            arena: &self.arena,
+            f: self.f,
+            one_minus: self.one_minus,
+        }
+    }
+    fn node<'a>(&'a self, id: u32, tmp: &'a mut QueryTmp) -> F16Query<'a> {
+        let code = self.arena.get(id);
+        let buf = &mut tmp.buf;
+        buf.resize(code.len(), 0.0);
+        quant::f16::decode(code, buf);
+        let q: &'a [f32] = buf;
+        F16Query {
+            q,
+            arena: &self.arena,
+            f: self.f,
+            one_minus: self.one_minus,
+        }
+    }
+}
+
+/// SQ8 codes and their quantiser.
+pub(crate) struct Sq8Space {
+    arena: Arena<u8>,
+    quantizer: Sq8Quantizer,
+    metric: Metric,
+}
+
+pub(crate) struct Sq8Dist<'a> {
+    q: &'a Sq8Query,
+    arena: &'a Arena<u8>,
+}
+
+impl Dist for Sq8Dist<'_> {
+    #[inline(always)]
+    fn dist(&self, id: u32) -> f32 {
+        self.q.distance(self.arena.get(id))
+    }
+    #[inline(always)]
+    fn prefetch(&self, id: u32) {
+        distance::prefetch(self.arena.get(id));
+    }
+    #[inline(always)]
+    fn prefetch_all(&self, id: u32) {
+        distance::prefetch_lines(self.arena.get(id), 64);
+    }
+}
+
+impl Sq8Space {
+    fn prepare<'a>(&'a self, q: &[f32], slot: &'a mut Option<Sq8Query>) -> Sq8Dist<'a> {
+        let prepared = match slot {
+            Some(p) => {
+                p.set_query(&self.quantizer, q);
+                p
+            }
+            None => slot.insert(Sq8Query::new(&self.quantizer, self.metric, q)),
+        };
+        Sq8Dist {
+            q: prepared,
+            arena: &self.arena,
+        }
+    }
+}
+
+impl Space for Sq8Space {
+    type Query<'a> = Sq8Dist<'a>;
+    fn query<'a>(&'a self, q: &'a [f32], tmp: &'a mut QueryTmp) -> Sq8Dist<'a> {
+        self.prepare(q, &mut tmp.sq8)
+    }
+    fn node<'a>(&'a self, id: u32, tmp: &'a mut QueryTmp) -> Sq8Dist<'a> {
+        let QueryTmp { buf, sq8 } = tmp;
+        buf.resize(self.quantizer.dim(), 0.0);
+        self.quantizer.decode(self.arena.get(id), buf);
+        self.prepare(buf, sq8)
+    }
+}
+
+/// The stored vectors of an index, in one encoding.
+pub(crate) enum Codes {
+    F32(F32Space),
+    F16(F16Space),
+    Sq8(Sq8Space),
+}
+
+/// Runs `$body` with `$s` bound to the [`Space`] of `$codes`, monomorphised
+/// per encoding.
+macro_rules! with_space {
+    ($codes:expr, $s:ident => $body:expr) => {
+        match $codes {
+            $crate::hnsw::codes::Codes::F32($s) => $body,
+            $crate::hnsw::codes::Codes::F16($s) => $body,
+            $crate::hnsw::codes::Codes::Sq8($s) => $body,
+        }
+    };
+}
+pub(crate) use with_space;
+
+impl Codes {
+    /// Empty storage for `capacity` vectors of dimension `dim`. An SQ8
+    /// quantiser must have dimension `dim` (checked by the caller).
+    pub(crate) fn new(dim: usize, metric: Metric, codec: VectorCodec, capacity: usize) -> Self {
+        match codec {
+            VectorCodec::F32 => Codes::F32(F32Space {
+                arena: Arena::new(dim, capacity),
+                kernel: metric.kernel(),
+            }),
+            VectorCodec::F16 => {
+                let k = distance::kernels();
+                let (f, one_minus) = match metric {
+                    Metric::L2 => (k.l2_f16, false),
+                    Metric::InnerProduct | Metric::Cosine => (k.dot_f16, true),
+                };
+                Codes::F16(F16Space {
+                    arena: Arena::new(dim, capacity),
+                    f,
+                    one_minus,
+                })
+            }
+            VectorCodec::Sq8(quantizer) => Codes::Sq8(Sq8Space {
+                arena: Arena::new(dim, capacity),
+                quantizer,
+                metric,
+            }),
+        }
+    }
+
+    pub(crate) fn encoding(&self) -> VectorEncoding {
+        match self {
+            Codes::F32(_) => VectorEncoding::F32,
+            Codes::F16(_) => VectorEncoding::F16,
+            Codes::Sq8(_) => VectorEncoding::Sq8,
+        }
+    }
+
+    /// The encoding and its parameters.
+    pub(crate) fn codec(&self) -> VectorCodec {
+        match self {
+            Codes::F32(_) => VectorCodec::F32,
+            Codes::F16(_) => VectorCodec::F16,
+            Codes::Sq8(s) => VectorCodec::Sq8(s.quantizer.clone()),
+        }
+    }
+
+    pub(crate) fn sq8_quantizer(&self) -> Option<&Sq8Quantizer> {
+        match self {
+            Codes::Sq8(s) => Some(&s.quantizer),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        match self {
+            Codes::F32(s) => s.arena.capacity(),
+            Codes::F16(s) => s.arena.capacity(),
+            Codes::Sq8(s) => s.arena.capacity(),
+        }
+    }
+
+    /// Resident bytes: the arena and the quantiser's parameters.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Codes::F32(s) => s.arena.bytes(),
+            Codes::F16(s) => s.arena.bytes(),
+            Codes::Sq8(s) => s.arena.bytes() + 8 * s.quantizer.dim(),
+        }
+    }
+
+    pub(crate) fn grow(&mut self, capacity: usize) {
+        match self {
+            Codes::F32(s) => s.arena.grow(capacity),
+            Codes::F16(s) => s.arena.grow(capacity),
+            Codes::Sq8(s) => s.arena.grow(capacity),
+        }
+    }
+
+    /// Encodes `v` (already normalised for cosine) into the unpublished slot
+    /// `id` (see [`Arena::write_unpublished`]). SQ8 clamps values outside the
+    /// quantiser's range; f16 saturates beyond ±65504.
+    pub(crate) fn write_unpublished(&self, id: u32, v: &[f32]) {
+        match self {
+            Codes::F32(s) => s.arena.write_unpublished(id, v),
+            Codes::F16(s) => s.arena.write_unpublished(id, &quant::f16::encode_vec(v)),
+            Codes::Sq8(s) => s.arena.write_unpublished(id, &s.quantizer.encode_vec(v)),
+        }
+    }
+
+    /// Writes raw codes (from a file) into the unpublished slot `id`;
+    /// `raw` holds exactly one code's bytes, little-endian.
+    pub(crate) fn write_raw_unpublished(&self, id: u32, raw: &[u8]) {
+        match self {
+            Codes::F32(s) => {
+                let v: Vec<f32> = raw
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                s.arena.write_unpublished(id, &v);
+            }
+            Codes::F16(s) => {
+                let v: Vec<f16> = raw
+                    .chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                    .collect();
+                s.arena.write_unpublished(id, &v);
+            }
+            Codes::Sq8(s) => s.arena.write_unpublished(id, raw),
+        }
+    }
+
+    /// The code of slot `id` as little-endian bytes (for saving).
+    pub(crate) fn raw(&self, id: u32) -> &[u8] {
+        match self {
+            Codes::F32(s) => bytemuck::cast_slice(s.arena.get(id)),
+            Codes::F16(s) => bytemuck::cast_slice(s.arena.get(id)),
+            Codes::Sq8(s) => s.arena.get(id),
+        }
+    }
+
+    /// The vector of slot `id`: borrowed for f32, decoded otherwise.
+    pub(crate) fn vector(&self, id: u32) -> Cow<'_, [f32]> {
+        match self {
+            Codes::F32(s) => Cow::Borrowed(s.arena.get(id)),
+            Codes::F16(s) => Cow::Owned(quant::f16::decode_vec(s.arena.get(id))),
+            Codes::Sq8(s) => {
+                let mut out = vec![0.0; s.quantizer.dim()];
+                s.quantizer.decode(s.arena.get(id), &mut out);
+                Cow::Owned(out)
+            }
+        }
+    }
+}
