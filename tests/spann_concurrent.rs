@@ -84,7 +84,9 @@ fn searches_racing_updates_see_exactly_the_completed_ones() {
                         .vectors
                         .keys()
                         .copied()
-                        .filter(|id| (id * 7 + b as u32) % 23 == 0 && !m.deleting.contains(id))
+                        .filter(|id| {
+                            (id * 7 + b as u32).is_multiple_of(23) && !m.deleting.contains(id)
+                        })
                         .take(4)
                         .collect();
                     m.deleting.extend(&victims);
@@ -133,7 +135,10 @@ fn searches_racing_updates_see_exactly_the_completed_ones() {
                         }
                     }
                     for id in before.iter().filter(|id| !m.deleting.contains(id)) {
-                        assert!(got.contains(id), "id {id} inserted before the search is missing");
+                        assert!(
+                            got.contains(id),
+                            "id {id} inserted before the search is missing"
+                        );
                     }
                     searches.fetch_add(1, Ordering::SeqCst);
                 }
@@ -209,7 +214,11 @@ fn parallel_batches_into_an_empty_index_are_all_found() {
     for (t, ids) in ids.iter().enumerate() {
         for (j, &id) in ids.iter().enumerate() {
             let hit = index.search(data.row(t * 800 + j), 1, &sp).unwrap().0;
-            assert!(hit[0].distance <= 1e-5, "row {} (id {id}): {hit:?}", t * 800 + j);
+            assert!(
+                hit[0].distance <= 1e-5,
+                "row {} (id {id}): {hit:?}",
+                t * 800 + j
+            );
         }
     }
     let counts = index.replica_counts().unwrap();
@@ -343,7 +352,10 @@ fn generations_reopen_exactly_after_later_updates_and_uncommitted_checkpoints() 
     churn(&index, &chunk(4), 5);
     drop(index);
     let index = Spann::open_generation(dir.path(), g3, opts()).unwrap();
-    assert!(!meta_path(dir.path(), g4).exists(), "uncommitted generation removed");
+    assert!(
+        !meta_path(dir.path(), g4).exists(),
+        "uncommitted generation removed"
+    );
     assert_eq!(state(&index, &queries), s3);
     churn(&index, &chunk(5), 6);
     drop(index);
@@ -387,7 +399,9 @@ fn insert_delete_compact_cycles_keep_the_file_bounded() {
             "{sp:?}"
         );
         assert_eq!(
-            std::fs::metadata(dir.path().join("postings.dat")).unwrap().len(),
+            std::fs::metadata(dir.path().join("postings.dat"))
+                .unwrap()
+                .len(),
             sp.file_bytes
         );
         sizes.push(sp.file_bytes);
@@ -457,13 +471,28 @@ fn index_grown_from_empty_recalls_close_to_a_bulk_build_on_minilm() {
         };
         let res: Vec<Vec<u32>> = queries
             .rows()
-            .map(|q| index.search(q, 10, &sp).unwrap().0.iter().map(|h| h.id).collect())
+            .map(|q| {
+                index
+                    .search(q, 10, &sp)
+                    .unwrap()
+                    .0
+                    .iter()
+                    .map(|h| h.id)
+                    .collect()
+            })
             .collect();
         dataset::recall_at_k(&res, &gt, 10)
     };
     let bulk_dir = tempfile::tempdir().unwrap();
-    let bulk = Spann::build(bulk_dir.path(), base.clone(), Metric::Cosine, params, opts(), false)
-        .unwrap();
+    let bulk = Spann::build(
+        bulk_dir.path(),
+        base.clone(),
+        Metric::Cosine,
+        params,
+        opts(),
+        false,
+    )
+    .unwrap();
     let (b16, b32, bulk_heads) = (recall(&bulk, 16), recall(&bulk, 32), bulk.heads());
     drop(bulk);
 

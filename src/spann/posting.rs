@@ -163,7 +163,10 @@ pub fn decode_posting<'a>(
         if *head.get_or_insert(h) != h {
             return Err(corrupt(
                 at + 4,
-                format!("chunk of head {h} inside the posting of head {}", head.unwrap_or(h)),
+                format!(
+                    "chunk of head {h} inside the posting of head {}",
+                    head.unwrap_or(h)
+                ),
             ));
         }
         let n = word(8) as usize;
@@ -378,9 +381,8 @@ pub fn fuzz_decode(data: &[u8]) -> bool {
             let mut acc = 0u64;
             let mut n = 0usize;
             for e in v.iter() {
-                acc = acc.wrapping_add(
-                    u64::from(e.id) + u64::from(e.version) + e.code.len() as u64,
-                );
+                acc =
+                    acc.wrapping_add(u64::from(e.id) + u64::from(e.version) + e.code.len() as u64);
                 n += 1;
             }
             assert_eq!(n, v.len(), "entries iterated = entries counted");

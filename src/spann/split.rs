@@ -60,8 +60,9 @@ impl Spann {
             .map(<[f32]>::to_vec)
             .ok_or_else(|| SpannError::InvalidParam(format!("split of unknown head {h}")))?;
         let local: Vec<u32> = (0..live.len() as u32).collect();
-        let seed =
-            self.params.seed ^ u64::from(h) ^ self.stats.splits.load(std::sync::atomic::Ordering::Relaxed);
+        let seed = self.params.seed
+            ^ u64::from(h)
+            ^ self.stats.splits.load(std::sync::atomic::Ordering::Relaxed);
         let (mut side, centres) = cluster::balanced_kmeans_sequential(
             &live.vecs,
             dim,

@@ -207,7 +207,8 @@ impl Spann {
             }
             let pin = self.epochs.pin();
             let live = self.read_posting(h, cell.slot)?;
-            let small = live.len() < self.params.min_posting_len && self.heads.read().live_len() > 1;
+            let small =
+                live.len() < self.params.min_posting_len && self.heads.read().live_len() > 1;
             if small {
                 drop(pin);
                 self.merge(h)?;
@@ -422,18 +423,20 @@ impl Spann {
         out: &mut Vec<(u32, f32)>,
     ) -> Result<()> {
         let heads = self.heads.read();
-        if self.draining.load(Ordering::Acquire) == 0 {
-            assign::assign(&heads, &self.dist, &self.params, v, None, cands, out)
-        } else {
-            let allow = |id: NodeId| {
-                self.slots
-                    .get(id.0 as usize)
-                    .draining
-                    .load(Ordering::Acquire)
-                    == 0
-            };
-            assign::assign(&heads, &self.dist, &self.params, v, Some(&allow), cands, out)
-        }
+        let published = |id: NodeId| self.slots.get(id.0 as usize).published();
+        let not_draining = |id: NodeId| {
+            self.slots
+                .get(id.0 as usize)
+                .draining
+                .load(Ordering::Acquire)
+                == 0
+        };
+        let filter = assign::HeadFilter {
+            allow: (self.draining.load(Ordering::Acquire) > 0)
+                .then_some(&not_draining as &dyn Fn(NodeId) -> bool),
+            published: Some(&published),
+        };
+        assign::assign(&heads, &self.dist, &self.params, v, filter, cands, out)
     }
 
     /// Creates a head at `v` if no head can take vectors (an empty index,
@@ -519,7 +522,12 @@ impl Spann {
         // A reassigned vector often lands back in a posting that still holds
         // its previous copy (its version raise comes after this round): one
         // entry per id, the newer, so it does not count twice.
-        let mut at: HashMap<u32, usize> = live.ids.iter().enumerate().map(|(j, &id)| (id, j)).collect();
+        let mut at: HashMap<u32, usize> = live
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(j, &id)| (id, j))
+            .collect();
         for &i in rows {
             match at.get(&batch.ids[i]) {
                 Some(&j) => {
@@ -660,7 +668,12 @@ impl Spann {
         let pages = (slot.bytes as usize).div_ceil(PAGE);
         let mut tmp = Vec::with_capacity(dim);
         file.read_pages(slot.first_page, pages, |buf| -> Result<()> {
-            let view = decode_posting(&buf[..slot.bytes as usize], self.layout, file.path(), offset)?;
+            let view = decode_posting(
+                &buf[..slot.bytes as usize],
+                self.layout,
+                file.path(),
+                offset,
+            )?;
             if view.head != h || view.len() != slot.count as usize {
                 return Err(SpannError::corrupt(
                     file.path(),
