@@ -84,7 +84,9 @@ fn searches_racing_updates_see_exactly_the_completed_ones() {
                         .vectors
                         .keys()
                         .copied()
-                        .filter(|id| (id * 7 + b as u32) % 23 == 0 && !m.deleting.contains(id))
+                        .filter(|id| {
+                            (id * 7 + b as u32).is_multiple_of(23) && !m.deleting.contains(id)
+                        })
                         .take(4)
                         .collect();
                     m.deleting.extend(&victims);
@@ -242,7 +244,7 @@ fn state(index: &Spann, queries: &VectorSet) -> State {
             .map(|q| {
                 index
                     .search(q, 50, &sp)
-                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{e}"))
                     .0
                     .iter()
                     .map(|h| (h.id, h.distance.to_bits()))
@@ -258,27 +260,30 @@ fn churn(index: &Spann, rows: &VectorSet, seed: u32) {
     for chunk in rows.data.chunks(150 * rows.dim) {
         index.insert_batch(chunk).unwrap();
     }
+    // Thin out the older ids (so compaction finds small postings to merge).
     let n = index.len() as u32;
-    for id in (seed % 5..n).step_by(5) {
+    for id in (0..n.saturating_sub(300)).filter(|i| (i * 7 + seed) % 5 < 3) {
         index.delete(id).unwrap();
     }
     index.compact().unwrap();
 }
 
-/// Overwrites every byte of `postings.dat` that generation `g` does not
-/// reference (free pages, the tail of each extent past its posting, pages
-/// past its end) with garbage.
-fn garble_unreferenced(dir: &Path, g: u64) {
-    let meta = Meta::load(&meta_path(dir, g)).unwrap();
+/// Overwrites every byte of `postings.dat` that none of the generations
+/// `gens` references (free pages, the tail of each extent past its
+/// posting, pages past the end) with garbage.
+fn garble_unreferenced(dir: &Path, gens: &[u64]) {
     let path = dir.join("postings.dat");
     let mut bytes = std::fs::read(&path).unwrap();
     let mut keep = vec![false; bytes.len()];
     keep[..PAGE].iter_mut().for_each(|k| *k = true);
-    for s in &meta.postings {
-        let start = (s.first_page as usize) * PAGE;
-        keep[start..start + s.bytes as usize]
-            .iter_mut()
-            .for_each(|k| *k = true);
+    for &g in gens {
+        let meta = Meta::load(&meta_path(dir, g)).unwrap();
+        for s in &meta.postings {
+            let start = (s.first_page as usize) * PAGE;
+            keep[start..start + s.bytes as usize]
+                .iter_mut()
+                .for_each(|k| *k = true);
+        }
     }
     let mut garbled = 0;
     for (b, k) in bytes.iter_mut().zip(&keep) {
@@ -306,7 +311,18 @@ fn generations_reopen_exactly_after_later_updates_and_uncommitted_checkpoints() 
         data: rest.data[i * 580 * dim..(i + 1) * 580 * dim].to_vec(),
     };
     let dir = tempfile::tempdir().unwrap();
-    let index = Spann::build(dir.path(), base, Metric::L2, params(1), opts(), false).unwrap();
+    let index = Spann::build(
+        dir.path(),
+        base,
+        Metric::L2,
+        SpannParams {
+            min_posting_len: 16,
+            ..params(1)
+        },
+        opts(),
+        false,
+    )
+    .unwrap();
     assert_eq!(index.generation(), 1);
 
     churn(&index, &chunk(0), 1);
@@ -324,7 +340,8 @@ fn generations_reopen_exactly_after_later_updates_and_uncommitted_checkpoints() 
     assert!(st.splits > 0 && st.merges > 0 && st.rewrites > 0, "{st:?}");
     drop(index); // a crash: nothing after g3 was checkpointed
 
-    garble_unreferenced(dir.path(), g3);
+    // g2 is still on disk (never released): keep what it references too.
+    garble_unreferenced(dir.path(), &[g2, g3]);
     let index = Spann::open(dir.path(), opts()).unwrap();
     assert_eq!(index.generation(), g3);
     assert_eq!(state(&index, &queries), s3);
@@ -344,7 +361,7 @@ fn generations_reopen_exactly_after_later_updates_and_uncommitted_checkpoints() 
     drop(index);
 
     // g2 was never released either: it is intact too.
-    garble_unreferenced(dir.path(), g2);
+    garble_unreferenced(dir.path(), &[g2]);
     let index = Spann::open_generation(dir.path(), g2, opts()).unwrap();
     assert_eq!(state(&index, &queries), s2);
     assert!(!meta_path(dir.path(), g3).exists());

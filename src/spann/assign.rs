@@ -43,30 +43,45 @@ pub fn rng_select(
     }
 }
 
+/// Which heads a vector may go to.
+#[derive(Clone, Copy, Default)]
+pub struct HeadFilter<'a> {
+    /// Heads accepted (all if `None`).
+    pub allow: Option<&'a dyn Fn(NodeId) -> bool>,
+    /// For the fallback full scan when inserts may run concurrently: only
+    /// heads whose insert has completed (their vectors are written).
+    pub published: Option<&'a dyn Fn(NodeId) -> bool>,
+}
+
 /// Searches the head graph and picks the postings of `v` (already normalised
-/// for cosine) into `out`, among the heads `allow` accepts (all if `None`).
+/// for cosine) into `out`, among the heads `filter` accepts.
 pub fn assign(
     heads: &Hnsw,
     dist: &DistanceKernel,
     params: &SpannParams,
     v: &[f32],
-    allow: Option<&dyn Fn(NodeId) -> bool>,
+    filter: HeadFilter<'_>,
     cands: &mut Vec<Neighbor>,
     out: &mut Vec<(u32, f32)>,
 ) -> Result<()> {
     let k = params.replica_candidates;
-    heads.search_into(v, k, k.max(64), allow, cands)?;
+    heads.search_into(v, k, k.max(64), filter.allow, cands)?;
     if cands.is_empty() && heads.live_len() > 0 {
         // The graph walk found no live head (a region whose heads were all
         // deleted by splits): scan them all, so no vector goes unplaced.
-        scan_heads(heads, dist, v, k, allow, cands);
+        let both = |id: NodeId| {
+            filter.allow.is_none_or(|a| a(id)) && filter.published.is_none_or(|p| p(id))
+        };
+        scan_heads(heads, dist, v, k, Some(&both), cands);
     }
     rng_select(heads, dist, cands, params.replicas, params.eps1, out);
     Ok(())
 }
 
 /// The `k` nearest live heads of `v` (that `allow` accepts) by a full
-/// scan, nearest first.
+/// scan, nearest first. While heads are inserted concurrently, `allow` must
+/// reject heads whose insert has not completed (checked before their vector
+/// is read).
 pub fn scan_heads(
     heads: &Hnsw,
     dist: &DistanceKernel,

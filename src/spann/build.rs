@@ -65,6 +65,7 @@ impl Spann {
                 "base must hold 1..2^32-1 vectors, got {n}"
             )));
         }
+        super::check_posting_room(dim, &params)?;
         std::fs::create_dir_all(dir).map_err(SpannError::io(dir))?;
         generation::remove_all(dir)?;
         let _ = std::fs::remove_file(dir.join("meta"));
@@ -114,7 +115,7 @@ impl Spann {
             .map_init(
                 || (Vec::new(), Vec::new()),
                 |(cands, out), (i, v)| {
-                    assign::assign(&heads, &dist, &params, v, None, cands, out)?;
+                    assign::assign(&heads, &dist, &params, v, Default::default(), cands, out)?;
                     if i % 1024 == 0 {
                         b.inc(1024);
                     }

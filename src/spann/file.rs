@@ -206,7 +206,7 @@ impl PageFile {
     }
 
     /// Bytes in the file.
-    pub fn len(&self) -> Result<u64> {
+    pub fn byte_len(&self) -> Result<u64> {
         self.write
             .metadata()
             .map(|m| m.len())

@@ -209,7 +209,7 @@ impl Spann {
             header(POSTINGS_MAGIC, &info),
             opts.io,
         )?;
-        if postings_file.len()? > info.file_pages * PAGE as u64 {
+        if postings_file.byte_len()? > info.file_pages * PAGE as u64 {
             postings_file.set_len(info.file_pages * PAGE as u64)?;
         }
         let layout = PostingLayout {
@@ -224,7 +224,7 @@ impl Spann {
                 opts.io,
             )?;
             let used = vectors_end(info.dim, ids);
-            let len = f.len()?;
+            let len = f.byte_len()?;
             if len > used {
                 f.set_len(used)?;
             }
@@ -299,6 +299,7 @@ impl Spann {
                 "dimension must be in 1..=65535, got {dim}"
             )));
         }
+        super::check_posting_room(dim, &params)?;
         if params.encoding == Encoding::Sq8 {
             return Err(SpannError::InvalidParam(
                 "encoding sq8 needs a quantizer trained on data: build the index from \

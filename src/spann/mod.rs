@@ -263,6 +263,23 @@ impl Spann {
     }
 }
 
+/// Checks that postings of `max_posting_pages` hold a few vectors of this
+/// dimension and encoding (a split needs something to split).
+pub(crate) fn check_posting_room(dim: usize, params: &SpannParams) -> Result<()> {
+    let layout = PostingLayout {
+        dim,
+        encoding: params.encoding,
+    };
+    let fit = layout.max_entries(params.max_posting_pages as usize);
+    if fit < 4 {
+        return Err(SpannError::InvalidParam(format!(
+            "max_posting_pages {} holds {fit} vectors of dimension {dim} ({:?}); at least 4 are needed",
+            params.max_posting_pages, params.encoding
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a vector's length and values; normalises a copy for cosine.
 /// `what` names the vector in errors.
 pub(crate) fn prepare(

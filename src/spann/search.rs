@@ -16,7 +16,7 @@ use super::posting::{decode_posting, PAGE};
 use super::slots::State;
 use super::versions;
 use super::{assign, PostingSlot, Result, SearchParams, Spann, SpannError};
-use crate::hnsw::Neighbor;
+use crate::hnsw::{Neighbor, NodeId};
 
 /// One result.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,7 +92,8 @@ impl Spann {
                 // Every posting is probed: take all live heads by a scan
                 // (exact, and cheaper than a graph walk with that beam).
                 let mut all = Vec::with_capacity(g.live_len());
-                assign::scan_heads(&g, &self.dist, &q, sp.nprobe, None, &mut all);
+                let published = |id: NodeId| self.slots.get(id.0 as usize).published();
+                assign::scan_heads(&g, &self.dist, &q, sp.nprobe, Some(&published), &mut all);
                 all
             } else {
                 g.search(&q, sp.nprobe, sp.head_ef.max(sp.nprobe))?

@@ -8,7 +8,7 @@
 //! slot keeps pointing at its extent so searches that picked the head
 //! earlier can still read it; the extent is freed through the epochs.
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
@@ -40,6 +40,9 @@ pub(crate) struct PostingCell {
     cell: Mutex<Cell>,
     /// Merges moving the posting's vectors away (non-zero: no appends).
     pub draining: AtomicU32,
+    /// Set once the slot left `Unborn`: the head's insert into the graph
+    /// completed, so its vector may be read.
+    published: AtomicBool,
 }
 
 impl PostingCell {
@@ -51,7 +54,7 @@ impl PostingCell {
 
     /// Publishes `cell`; returns the previous one.
     pub fn set(&self, cell: Cell) -> Cell {
-        std::mem::replace(&mut *self.cell.lock(), cell)
+        self.update(|c| *c = cell)
     }
 
     /// Applies `f` to the slot under its mutex; returns the previous one.
@@ -59,6 +62,15 @@ impl PostingCell {
         let mut c = self.cell.lock();
         let old = *c;
         f(&mut c);
+        if c.state != State::Unborn {
+            self.published.store(true, Ordering::Release);
+        }
         old
+    }
+
+    /// Whether the head's insert completed (lock-free).
+    #[inline]
+    pub fn published(&self) -> bool {
+        self.published.load(Ordering::Acquire)
     }
 }

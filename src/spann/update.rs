@@ -423,26 +423,20 @@ impl Spann {
         out: &mut Vec<(u32, f32)>,
     ) -> Result<()> {
         let heads = self.heads.read();
-        if self.draining.load(Ordering::Acquire) == 0 {
-            assign::assign(&heads, &self.dist, &self.params, v, None, cands, out)
-        } else {
-            let allow = |id: NodeId| {
-                self.slots
-                    .get(id.0 as usize)
-                    .draining
-                    .load(Ordering::Acquire)
-                    == 0
-            };
-            assign::assign(
-                &heads,
-                &self.dist,
-                &self.params,
-                v,
-                Some(&allow),
-                cands,
-                out,
-            )
-        }
+        let published = |id: NodeId| self.slots.get(id.0 as usize).published();
+        let not_draining = |id: NodeId| {
+            self.slots
+                .get(id.0 as usize)
+                .draining
+                .load(Ordering::Acquire)
+                == 0
+        };
+        let filter = assign::HeadFilter {
+            allow: (self.draining.load(Ordering::Acquire) > 0)
+                .then_some(&not_draining as &dyn Fn(NodeId) -> bool),
+            published: Some(&published),
+        };
+        assign::assign(&heads, &self.dist, &self.params, v, filter, cands, out)
     }
 
     /// Creates a head at `v` if no head can take vectors (an empty index,
