@@ -242,10 +242,8 @@ impl Hnsw {
         };
         let index = Hnsw::with_codec(dim, metric, params, count.saturating_add(extra), codec)
             .map_err(|e| corrupt(16, format!("header: {e}")))?;
-        let code_bytes = dim
-            .checked_mul(4)
-            .map(|_| encoding.code_bytes(dim))
-            .ok_or_else(|| corrupt(16, "dimension overflows".into()))?;
+        // `with_codec` checked 1 <= dim <= 65535: no overflow.
+        let code_bytes = encoding.code_bytes(dim);
         for i in 0..count {
             let off = cur.pos;
             let raw = cur
