@@ -150,9 +150,10 @@ impl Hnsw {
         Self::with_codec(dim, metric, params, capacity, VectorCodec::F32)
     }
 
-    /// An empty index with room for `capacity` vectors stored with `codec`
-    /// (an SQ8 quantiser must have dimension `dim`; values outside its range
-    /// are clamped when inserted).
+    /// An empty index with room for `capacity` vectors stored with `codec`.
+    /// An SQ8 quantiser must have dimension `dim` and be trained on vectors
+    /// as stored (normalised for cosine); inserted values outside its range
+    /// are clamped.
     pub fn with_codec(
         dim: usize,
         metric: Metric,
