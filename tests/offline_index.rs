@@ -51,7 +51,7 @@ async fn describe(ch: &Channel, name: &str) -> pb::CollectionInfo {
         .unwrap()
 }
 
-/// Exact (ef ≥ points) top-K hits of `q` in `collection`.
+/// Exact (ef ≥ points, every SSD posting read) top-K hits of `q` in `collection`.
 async fn exact(ch: &Channel, collection: &str, q: &[f32]) -> Vec<(u64, f32)> {
     PointsClient::new(ch.clone())
         .search(pb::SearchRequest {
@@ -59,6 +59,7 @@ async fn exact(ch: &Channel, collection: &str, q: &[f32]) -> Vec<(u64, f32)> {
             vector: q.to_vec(),
             k: K as u32,
             ef: Some(N as u32),
+            nprobe: Some(N as u32),
             ..Default::default()
         })
         .await
@@ -162,7 +163,8 @@ async fn offline_build_matches_online_import() {
     assert_eq!(a.stats.unwrap().points, N as u64);
     let stats = bb.stats.unwrap();
     assert_eq!(stats.points, N as u64);
-    assert_eq!(stats.active_points, 0, "B is all in checkpointed segments");
+    assert_eq!(stats.active_points, 0, "B is fully checkpointed");
+    assert_eq!(stats.ssd_points, N as u64, "B's points were merged into the SSD tier");
 
     let truth = quiver::dataset::ground_truth(&data, &queries, K, Metric::Cosine).unwrap();
     for i in 0..queries.len() {
