@@ -164,7 +164,10 @@ async fn offline_build_matches_online_import() {
     let stats = bb.stats.unwrap();
     assert_eq!(stats.points, N as u64);
     assert_eq!(stats.active_points, 0, "B is fully checkpointed");
-    assert_eq!(stats.ssd_points, N as u64, "B's points were merged into the SSD tier");
+    assert_eq!(
+        stats.ssd_points, N as u64,
+        "B's points were merged into the SSD tier"
+    );
 
     let truth = quiver::dataset::ground_truth(&data, &queries, K, Metric::Cosine).unwrap();
     for i in 0..queries.len() {

@@ -539,7 +539,11 @@ async fn metrics_count_requests_and_describe_collections() {
     );
     assert_eq!(m("quiver_collections"), 1.0);
     assert_eq!(m("quiver_collection_points{collection=\"docs\"}"), 200.0);
-    assert!(m("quiver_collection_segments{collection=\"docs\"}") >= 2.0);
+    // Frozen segments merge into the SSD tier at checkpoints.
+    assert!(m("quiver_collection_segments{collection=\"docs\"}") >= 1.0);
+    assert!(m("quiver_collection_merges_total{collection=\"docs\"}") >= 1.0);
+    assert!(m("quiver_collection_ssd_points{collection=\"docs\"}") >= 64.0);
+    assert!(m("quiver_collection_ssd_bytes{collection=\"docs\"}") > 0.0);
     assert!(m("quiver_collection_memory_tier_points{collection=\"docs\"}") <= 64.0);
     assert!(m("quiver_collection_index_memory_bytes{collection=\"docs\"}") > 200.0 * 16.0);
     assert!(m("quiver_collection_wal_bytes{collection=\"docs\"}") > 0.0);

@@ -144,7 +144,7 @@ fn a_head_file_of_another_encoding_is_corrupt() {
         Metric::L2,
         params(VectorEncoding::Sq8),
     ));
-    let heads = dir.path().join("heads.hnsw");
+    let heads = quiver::spann::generation::heads_path(dir.path(), 1);
     Hnsw::load(&heads, 0)
         .unwrap()
         .reencode(VectorEncoding::F16)

@@ -169,18 +169,24 @@ impl Spann {
         let hpath = heads_path(dir, generation);
         let n = meta.postings.len();
         let heads = Hnsw::load(&hpath, 64 + n / 8)?;
-        if heads.dim() != info.dim || heads.metric() != info.metric || heads.len() != n {
+        if heads.dim() != info.dim
+            || heads.metric() != info.metric
+            || heads.len() != n
+            || heads.encoding() != info.params.head_encoding
+        {
             return Err(SpannError::corrupt(
                 &hpath,
                 0,
                 format!(
-                    "head graph holds {} x {} ({}); meta expects {} x {} ({})",
+                    "head graph holds {} x {} ({}, {}); meta expects {} x {} ({}, {})",
                     heads.len(),
                     heads.dim(),
                     heads.metric(),
+                    heads.encoding(),
                     n,
                     info.dim,
-                    info.metric
+                    info.metric,
+                    info.params.head_encoding
                 ),
             ));
         }
@@ -297,6 +303,12 @@ impl Spann {
         if dim == 0 || dim > 65_535 {
             return Err(SpannError::InvalidParam(format!(
                 "dimension must be in 1..=65535, got {dim}"
+            )));
+        }
+        if params.head_encoding != crate::hnsw::VectorEncoding::F32 {
+            return Err(SpannError::InvalidParam(format!(
+                "head_encoding {} needs heads from a bulk build (Spann::build); an empty index starts with f32 heads",
+                params.head_encoding
             )));
         }
         super::check_posting_room(dim, &params)?;
