@@ -180,11 +180,14 @@ impl Spann {
                 let Some(pv) = self.heads.read().vector(nb.id).map(<[f32]>::to_vec) else {
                     continue;
                 };
-                let cell = self.slots.get(p as usize).get();
-                if cell.state != State::Live {
-                    continue;
-                }
-                let lp = self.read_posting(p, cell.slot)?;
+                let lp = {
+                    let _pin = self.epochs.pin();
+                    let cell = self.slots.get(p as usize).get();
+                    if cell.state != State::Live {
+                        continue;
+                    }
+                    self.read_posting(p, cell.slot)?
+                };
                 for i in 0..lp.len() {
                     let v = lp.row(i, dim);
                     let dn = d.distance(v, cen(0)).min(d.distance(v, cen(1)));

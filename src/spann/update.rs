@@ -205,12 +205,13 @@ impl Spann {
             if cell.state != State::Live {
                 continue;
             }
-            let pin = self.epochs.pin();
-            let live = self.read_posting(h, cell.slot)?;
+            let live = {
+                let _pin = self.epochs.pin();
+                self.read_posting(h, cell.slot)?
+            };
             let small =
                 live.len() < self.params.min_posting_len && self.heads.read().live_len() > 1;
             if small {
-                drop(pin);
                 self.merge(h)?;
             } else if live.len() < cell.slot.count as usize {
                 let _w = pc.write.lock();
@@ -354,7 +355,9 @@ impl Spann {
                     "placement did not settle after {MAX_ROUNDS} rounds"
                 )));
             }
-            let pin = self.epochs.pin();
+            // No pin here: a writer reads its own posting under its lock;
+            // a split pins only while it reads its neighbours, so raises
+            // deferred by other writers are not held up for a whole round.
             let chosen: Vec<Vec<u32>> = batch
                 .vecs
                 .par_chunks(dim)
@@ -408,7 +411,6 @@ impl Spann {
             // and apply right away if there are none (until they do, the old
             // copies still count as live and fill their postings).
             self.epochs.defer(bumps);
-            drop(pin);
             self.maintain();
             batch = next;
         }
