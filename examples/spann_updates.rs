@@ -70,7 +70,14 @@ fn main() -> anyhow::Result<()> {
     );
     for threads in [1usize, 2] {
         let tmp = tempfile::tempdir()?;
-        let index = Spann::build(tmp.path(), first.clone(), Metric::Cosine, params, opts, false)?;
+        let index = Spann::build(
+            tmp.path(),
+            first.clone(),
+            Metric::Cosine,
+            params,
+            opts,
+            false,
+        )?;
         let next = AtomicUsize::new(0);
         let batches: Vec<&[f32]> = rest.data.chunks(BATCH * dim).collect();
         let started = Instant::now();
@@ -84,17 +91,29 @@ fn main() -> anyhow::Result<()> {
             }
         });
         let secs = started.elapsed().as_secs_f64();
+        let copies = index.replica_counts()?;
         println!(
-            "{threads} inserting thread(s): {:.0} inserts/s ({secs:.1} s); recall@10 nprobe 16 after: {:.4}; {:?}",
+            "{threads} inserting thread(s): {:.0} inserts/s ({secs:.1} s); recall@10 nprobe 16 after: {:.4}; \
+             {} heads, {:.2} copies/vector, {} without a copy; {:?}",
             rest.len() as f64 / secs,
             recall(&index, &queries, &gt, &sp),
+            index.heads(),
+            copies.iter().map(|&c| f64::from(c)).sum::<f64>() / copies.len() as f64,
+            copies.iter().filter(|&&c| c == 0).count(),
             index.update_stats()
         );
     }
 
     // Search QPS alone, then with one thread inserting.
     let tmp = tempfile::tempdir()?;
-    let index = Spann::build(tmp.path(), first.clone(), Metric::Cosine, params, opts, false)?;
+    let index = Spann::build(
+        tmp.path(),
+        first.clone(),
+        Metric::Cosine,
+        params,
+        opts,
+        false,
+    )?;
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let idle = std::thread::scope(|s| {
