@@ -393,6 +393,8 @@ impl Spann {
                     }
                 }
             }
+            // (Moves still flagged have no copies published: they restart.)
+            words.iter_mut().for_each(|w| *w &= !versions::MOVING);
             let mut alloc = self.alloc.lock();
             let g = alloc.advance();
             let meta = Meta {

@@ -14,8 +14,7 @@ use std::collections::HashSet;
 use parking_lot::MutexGuard;
 
 use super::slots::State;
-use super::update::{Batch, Counters};
-use super::versions::{self, VERSION_MASK};
+use super::update::{Batch, Counters, Posting};
 use super::{cluster, Result, Spann, SpannError};
 use crate::hnsw::NodeId;
 
@@ -25,12 +24,13 @@ const MEDOID_TRIES: usize = 8;
 const SAME_POINT: f32 = 1e-6;
 
 impl Spann {
-    /// Splits posting `h`, whose writer lock the caller holds and whose live
-    /// entries (plus the ones being added) are `live`, over `limit`.
-    /// Returns the vectors LIRE says to reassign, each with its next version.
-    pub(super) fn split(&self, h: u32, live: Batch, limit: usize) -> Result<Batch> {
+    /// Splits posting `h`, whose writer lock the caller holds and whose
+    /// members (plus the ones being added) are `posting.live`, over `limit`.
+    /// Leaving copies go with the nearer new head. Returns the vectors LIRE
+    /// says to reassign (their moves started), each with its next version.
+    pub(super) fn split(&self, h: u32, posting: Posting, limit: usize) -> Result<Batch> {
         let mut created: Vec<(u32, MutexGuard<'_, ()>)> = Vec::new();
-        let res = self.split_into(h, live, limit, &mut created);
+        let res = self.split_into(h, posting, limit, &mut created);
         if res.is_err() {
             // Heads created but never published would stall every writer
             // that picks them: take them out again.
@@ -48,11 +48,12 @@ impl Spann {
     fn split_into<'a>(
         &'a self,
         h: u32,
-        live: Batch,
+        posting: Posting,
         limit: usize,
         created: &mut Vec<(u32, MutexGuard<'a, ()>)>,
     ) -> Result<Batch> {
         let dim = self.dim;
+        let Posting { live, leaving } = posting;
         let old: Vec<f32> = self
             .heads
             .read()
@@ -132,8 +133,18 @@ impl Spann {
             *nh = id;
             created.push((id, guard));
         }
+        let mut gone = [Batch::default(), Batch::default()];
+        for i in 0..leaving.len() {
+            let v = leaving.row(i, dim);
+            let j = usize::from(
+                self.dist.distance(v, &centres[dim..]) < self.dist.distance(v, &centres[..dim]),
+            );
+            gone[j].push(leaving.ids[i], v, leaving.vers[i]);
+        }
         for j in 0..2 {
-            self.rewrite(new_heads[j], &parts[j])?;
+            let mut all = parts[j].clone();
+            all.append(gone[j].clone());
+            self.rewrite(new_heads[j], &all)?;
         }
         self.retire(h)?;
         Counters::add(&self.stats.splits, 1);
@@ -142,7 +153,11 @@ impl Spann {
             if parts[j].len() > limit {
                 // Still over (a side kept more than the limit): split again,
                 // under the lock `created` holds.
-                moved.append(self.split(new_heads[j], parts[j].clone(), limit)?);
+                let again = Posting {
+                    live: parts[j].clone(),
+                    leaving: std::mem::take(&mut gone[j]),
+                };
+                moved.append(self.split(new_heads[j], again, limit)?);
             }
         }
 
@@ -156,10 +171,8 @@ impl Spann {
             if !taken.insert(id) {
                 return;
             }
-            if let Some(w) = self.versions.word(id) {
-                if w & versions::DELETED == 0 {
-                    moved.push(id, v, versions::next(w & VERSION_MASK));
-                }
+            if let Some(to) = self.versions.start_move(id) {
+                moved.push(id, v, to);
             }
         };
         for (j, part) in parts.iter().enumerate() {
@@ -173,7 +186,10 @@ impl Spann {
         // Condition 2: a vector of a nearby posting moves only if a new head
         // is closer to it than both the old head and its current head.
         let k = self.params.reassign_neighbors;
-        if k > 0 {
+        let mut neighbours = || -> Result<()> {
+            if k == 0 {
+                return Ok(());
+            }
             let near = self.heads.read().search(&old, k + 2, (k + 2).max(64))?;
             for nb in near.iter().filter(|n| !new_heads.contains(&n.id.0)) {
                 let p = nb.id.0;
@@ -185,11 +201,14 @@ impl Spann {
                 else {
                     continue;
                 };
-                let cell = self.slots.get(p as usize).get();
-                if cell.state != State::Live {
-                    continue;
-                }
-                let lp = self.read_posting(p, cell.slot)?;
+                let lp = {
+                    let _pin = self.epochs.pin();
+                    let cell = self.slots.get(p as usize).get();
+                    if cell.state != State::Live {
+                        continue;
+                    }
+                    self.read_posting(p, cell.slot)?.live
+                };
                 for i in 0..lp.len() {
                     let v = lp.row(i, dim);
                     let dn = d.distance(v, cen(0)).min(d.distance(v, cen(1)));
@@ -198,6 +217,14 @@ impl Spann {
                     }
                 }
             }
+            Ok(())
+        };
+        if let Err(e) = neighbours() {
+            // The moves started here (and by nested splits) will not happen.
+            for i in 0..moved.len() {
+                self.versions.cancel_move(moved.ids[i], moved.vers[i]);
+            }
+            return Err(e);
         }
         Counters::add(&self.stats.reassigned, (moved.len() - nested) as u64);
         Ok(moved)

@@ -132,6 +132,24 @@ impl Batch {
     }
 }
 
+/// A posting's entries as updates see them: members, and *leaving* copies
+/// of vectors being moved elsewhere (kept on disk until the move completes,
+/// but not counted towards the length limit).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Posting {
+    pub live: Batch,
+    pub leaving: Batch,
+}
+
+impl Posting {
+    /// Every entry to keep when the posting is rewritten.
+    pub fn kept(&self) -> Batch {
+        let mut all = self.live.clone();
+        all.append(self.leaving.clone());
+        all
+    }
+}
+
 impl Spann {
     /// Inserts one vector; returns its id.
     pub fn insert(&self, v: &[f32]) -> Result<u32> {
@@ -205,19 +223,21 @@ impl Spann {
             if cell.state != State::Live {
                 continue;
             }
-            let pin = self.epochs.pin();
-            let live = self.read_posting(h, cell.slot)?;
-            let small =
-                live.len() < self.params.min_posting_len && self.heads.read().live_len() > 1;
+            let p = {
+                let _pin = self.epochs.pin();
+                self.read_posting(h, cell.slot)?
+            };
+            let small = p.live.len() < self.params.min_posting_len
+                && p.leaving.is_empty()
+                && self.heads.read().live_len() > 1;
             if small {
-                drop(pin);
                 self.merge(h)?;
-            } else if live.len() < cell.slot.count as usize {
+            } else if p.live.len() + p.leaving.len() < cell.slot.count as usize {
                 let _w = pc.write.lock();
                 let cell = pc.get();
                 if cell.state == State::Live {
-                    let live = self.read_posting(h, cell.slot)?;
-                    self.rewrite(h, &live)?;
+                    let p = self.read_posting(h, cell.slot)?;
+                    self.rewrite(h, &p.kept())?;
                 }
             }
         }
@@ -240,7 +260,13 @@ impl Spann {
                 if cell.state != State::Live {
                     return Ok(false);
                 }
-                self.requeue(self.read_posting(h, cell.slot)?)
+                let p = self.read_posting(h, cell.slot)?;
+                if !p.leaving.is_empty() {
+                    // Its leaving copies may be the last ones searches can
+                    // see until their moves complete: merge it next time.
+                    return Ok(false);
+                }
+                self.requeue(p.live)
             };
             self.place(moved)?;
             let _w = pc.write.lock();
@@ -260,16 +286,15 @@ impl Spann {
         Ok(())
     }
 
-    /// `live`'s vectors that are not deleted, each with its next version.
+    /// Starts moving `live`'s vectors (those not deleted nor already
+    /// moving), each with the version its new copies get.
     pub(super) fn requeue(&self, live: Batch) -> Batch {
         let dim = self.dim;
         let mut out = Batch::default();
         for i in 0..live.len() {
             let id = live.ids[i];
-            if let Some(w) = self.versions.word(id) {
-                if w & versions::DELETED == 0 {
-                    out.push(id, live.row(i, dim), versions::next(w & VERSION_MASK));
-                }
+            if let Some(to) = self.versions.start_move(id) {
+                out.push(id, live.row(i, dim), to);
             }
         }
         Counters::add(&self.stats.reassigned, out.len() as u64);
@@ -277,7 +302,8 @@ impl Spann {
     }
 
     /// Live copies of every vector id across all live postings (0 for
-    /// deleted ids): the replica-count distribution. Reads every posting.
+    /// deleted ids; copies left behind by a move in progress not counted):
+    /// the replica-count distribution. Reads every posting.
     pub fn replica_counts(&self) -> Result<Vec<u16>> {
         let _pin = self.epochs.pin();
         let mut counts = vec![0u16; self.versions.len()];
@@ -287,7 +313,7 @@ impl Spann {
             if cell.state != State::Live {
                 continue;
             }
-            for id in self.read_posting(h, cell.slot)?.ids {
+            for id in self.read_posting(h, cell.slot)?.live.ids {
                 if let Some(c) = counts.get_mut(id as usize) {
                     *c = c.saturating_add(1);
                 }
@@ -340,8 +366,22 @@ impl Spann {
     }
 
     /// Assigns and appends `batch`, then places what splits moved and what
-    /// met a retired posting, until nothing is left.
-    pub(super) fn place(&self, mut batch: Batch) -> Result<()> {
+    /// met a retired posting, until nothing is left. Moves whose new copies
+    /// were never published are cancelled if it fails.
+    pub(super) fn place(&self, batch: Batch) -> Result<()> {
+        let mut pending = batch;
+        let res = self.place_rounds(&mut pending);
+        if res.is_err() {
+            for i in 0..pending.len() {
+                self.versions.cancel_move(pending.ids[i], pending.vers[i]);
+            }
+        }
+        res
+    }
+
+    /// The rounds of [`Spann::place`]; on error `batch` holds what is
+    /// still unplaced.
+    fn place_rounds(&self, batch: &mut Batch) -> Result<()> {
         let dim = self.dim;
         let limit = self
             .layout
@@ -354,7 +394,8 @@ impl Spann {
                     "placement did not settle after {MAX_ROUNDS} rounds"
                 )));
             }
-            let pin = self.epochs.pin();
+            // No pin here: a writer reads its own posting under its lock,
+            // and a split pins only while it reads its neighbours.
             let chosen: Vec<Vec<u32>> = batch
                 .vecs
                 .par_chunks(dim)
@@ -376,16 +417,18 @@ impl Spann {
                 }
             }
             let groups: Vec<(u32, Vec<usize>)> = by_head.into_iter().collect();
-            let outcomes: Vec<Option<Batch>> = groups
+            let outcomes: Vec<Result<Option<Batch>>> = groups
                 .par_iter()
-                .map(|(h, rows)| self.append(*h, rows, &batch, limit))
-                .collect::<Result<_>>()?;
+                .map(|(h, rows)| self.append(*h, rows, batch, limit))
+                .collect();
             let mut failed = vec![0usize; batch.len()];
             let mut next = Batch::default();
+            let mut error = None;
             for ((_, rows), out) in groups.iter().zip(outcomes) {
                 match out {
-                    Some(moved) => next.append(moved),
-                    None => rows.iter().for_each(|&i| failed[i] += 1),
+                    Ok(Some(moved)) => next.append(moved),
+                    Ok(None) => rows.iter().for_each(|&i| failed[i] += 1),
+                    Err(e) => error = Some(e),
                 }
             }
             let mut bumps = Vec::new();
@@ -405,12 +448,13 @@ impl Spann {
                 }
             }
             // Published: the raises wait only for readers pinned before now,
-            // and apply right away if there are none (until they do, the old
-            // copies still count as live and fill their postings).
+            // and apply right away if there are none.
             self.epochs.defer(bumps);
-            drop(pin);
             self.maintain();
-            batch = next;
+            *batch = next;
+            if let Some(e) = error {
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -518,10 +562,9 @@ impl Spann {
             Counters::add(&self.stats.appends, 1);
             return Ok(Some(Batch::default()));
         }
-        let mut live = self.read_posting(h, s)?;
-        // A reassigned vector often lands back in a posting that still holds
-        // its previous copy (its version raise comes after this round): one
-        // entry per id, the newer, so it does not count twice.
+        let Posting { mut live, leaving } = self.read_posting(h, s)?;
+        // A reassigned vector may land back in a posting that holds its
+        // previous copy: one entry per id, the newer.
         let mut at: HashMap<u32, usize> = live
             .ids
             .iter()
@@ -541,12 +584,29 @@ impl Spann {
                 }
             }
         }
+        // A leaving copy is redundant where its new copy now is.
+        let mut gone = Batch::default();
+        for j in 0..leaving.len() {
+            if !at.contains_key(&leaving.ids[j]) {
+                gone.push(leaving.ids[j], leaving.row(j, dim), leaving.vers[j]);
+            }
+        }
         if live.len() > limit {
-            return self.split(h, live, limit).map(Some);
+            return self
+                .split(
+                    h,
+                    Posting {
+                        live,
+                        leaving: gone,
+                    },
+                    limit,
+                )
+                .map(Some);
         }
         if s.capacity > 0 {
             Counters::add(&self.stats.relocations, 1);
         }
+        live.append(gone);
         self.rewrite(h, &live)?;
         Ok(Some(Batch::default()))
     }
@@ -654,11 +714,12 @@ impl Spann {
         }
     }
 
-    /// The live entries of posting `h` at `slot`, one per id (the newest
-    /// copy), with their full vectors (decoded from f32 codes, else read
-    /// from `vectors.f32`). The caller holds a pin or `h`'s writer lock.
-    pub(super) fn read_posting(&self, h: u32, slot: PostingSlot) -> Result<Batch> {
-        let mut out = Batch::default();
+    /// The entries of posting `h` at `slot` that are not garbage, one per
+    /// id (the newest copy), split into members and leaving copies, with
+    /// their full vectors (decoded from f32 codes, else read from
+    /// `vectors.f32`). The caller holds a pin or `h`'s writer lock.
+    pub(super) fn read_posting(&self, h: u32, slot: PostingSlot) -> Result<Posting> {
+        let mut out = Posting::default();
         if slot.bytes == 0 {
             return Ok(out);
         }
@@ -667,6 +728,7 @@ impl Spann {
         let offset = slot.first_page * PAGE as u64;
         let pages = (slot.bytes as usize).div_ceil(PAGE);
         let mut tmp = Vec::with_capacity(dim);
+        let lossy = self.codec.lossy();
         file.read_pages(slot.first_page, pages, |buf| -> Result<()> {
             let view = decode_posting(
                 &buf[..slot.bytes as usize],
@@ -686,7 +748,8 @@ impl Spann {
                     ),
                 ));
             }
-            let mut at: HashMap<u32, usize> = HashMap::with_capacity(view.len());
+            // id -> (is leaving, index)
+            let mut at: HashMap<u32, (bool, usize)> = HashMap::with_capacity(view.len());
             for (i, e) in view.iter().enumerate() {
                 let Some(w) = self.versions.word(e.id) else {
                     return Err(SpannError::corrupt(
@@ -698,33 +761,72 @@ impl Spann {
                 if versions::garbage(e.version, w) {
                     continue;
                 }
-                if let Some(&j) = at.get(&e.id) {
-                    // Two copies in one posting (a reassignment raced its
-                    // own posting): keep the newer.
-                    if versions::newer(e.version, out.vers[j]) {
-                        out.vers[j] = e.version;
+                let leaving = versions::leaving(e.version, w);
+                match at.get(&e.id).copied() {
+                    // Two copies in one posting (a move landed where the id
+                    // was): keep the newer; a member beats a leaving copy.
+                    Some((false, j)) => {
+                        if !leaving && versions::newer(e.version, out.live.vers[j]) {
+                            out.live.vers[j] = e.version;
+                        }
+                        continue;
                     }
-                    continue;
+                    Some((true, j)) if leaving => {
+                        if versions::newer(e.version, out.leaving.vers[j]) {
+                            out.leaving.vers[j] = e.version;
+                        }
+                        continue;
+                    }
+                    Some((true, j)) => {
+                        // Promote: drop the leaving copy, keep this member.
+                        out.leaving.ids[j] = u32::MAX;
+                    }
+                    None => {}
                 }
-                at.insert(e.id, out.ids.len());
-                out.ids.push(e.id);
-                out.vers.push(e.version);
-                if !self.codec.lossy() {
+                let b = if leaving {
+                    &mut out.leaving
+                } else {
+                    &mut out.live
+                };
+                at.insert(e.id, (leaving, b.len()));
+                b.ids.push(e.id);
+                b.vers.push(e.version);
+                if !lossy {
                     self.codec.decode(e.code, &mut tmp);
-                    out.vecs.extend_from_slice(&tmp);
+                    b.vecs.extend_from_slice(&tmp);
                 }
             }
             Ok(())
         })??;
+        if out.leaving.ids.contains(&u32::MAX) {
+            let mut kept = Batch::default();
+            for j in 0..out.leaving.len() {
+                if out.leaving.ids[j] != u32::MAX {
+                    if lossy {
+                        kept.ids.push(out.leaving.ids[j]);
+                        kept.vers.push(out.leaving.vers[j]);
+                    } else {
+                        kept.push(
+                            out.leaving.ids[j],
+                            out.leaving.row(j, dim),
+                            out.leaving.vers[j],
+                        );
+                    }
+                }
+            }
+            out.leaving = kept;
+        }
         if let Some(vf) = &self.vectors_file {
             let row = dim * 4;
-            for &id in &out.ids {
-                vf.read_bytes(PAGE as u64 + u64::from(id) * row as u64, row, |b| {
-                    out.vecs.extend(
-                        b.chunks_exact(4)
-                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                    )
-                })?;
+            for b in [&mut out.live, &mut out.leaving] {
+                for &id in &b.ids {
+                    vf.read_bytes(PAGE as u64 + u64::from(id) * row as u64, row, |r| {
+                        b.vecs.extend(
+                            r.chunks_exact(4)
+                                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                        )
+                    })?;
+                }
             }
         }
         Ok(out)
@@ -765,9 +867,9 @@ mod tests {
         let before = entries(&index);
         let rounds = 300;
         for _ in 0..rounds {
-            let w = index.versions.word(x).unwrap();
+            let to = index.versions.start_move(x).unwrap();
             let mut b = Batch::default();
-            b.push(x, data.row(x as usize), versions::next(w & VERSION_MASK));
+            b.push(x, data.row(x as usize), to);
             index.place(b).unwrap();
             index.maintain();
             let c = index.replica_counts().unwrap()[x as usize];

@@ -1,15 +1,24 @@
-//! The version map: one `u32` word per vector id, bit 31 = deleted, bits
-//! 0..=30 = the id's version. A posting entry carries the version of the
-//! id when the copy was written; reassigning a vector (LIRE) writes new
-//! copies with the next version and then raises the map's version, which
-//! turns the old copies into garbage that rewrites drop.
+//! The version map: one `u32` word per vector id: bit 31 = deleted, bit 30
+//! = moving (in memory only), bits 0..=29 = the id's version. A posting
+//! entry carries the version of the id when the copy was written.
 //!
-//! Versions compare as 31-bit serial numbers (RFC 1982): `a` is newer than
-//! `b` when `a − b (mod 2^31)` is in `1..2^30`. An entry *newer* than the
-//! map's version is a copy whose reassignment has not been published yet
-//! and is kept; only an *older* entry is garbage. A stale entry could be
-//! taken for live again only after 2^30 reassignments of one id while that
-//! copy survived every rewrite of its posting.
+//! Reassigning a vector (LIRE) goes in three steps:
+//! 1. [`VersionMap::start_move`] sets the moving bit (one mover per id) and
+//!    hands out the next version. From now on the id's old copies are
+//!    *leaving*: updates no longer count them towards their posting's
+//!    length (no spurious splits), but keep them on disk, and searches
+//!    still see them;
+//! 2. the new copies are written with the next version and published;
+//! 3. once every search that began before that has finished (deferred by
+//!    the epochs), [`VersionMap::raise`] sets the version and clears the
+//!    bit: the old copies are now garbage that rewrites drop.
+//!
+//! Versions compare as 30-bit serial numbers (RFC 1982): `a` is newer than
+//! `b` when `a − b (mod 2^30)` is in `1..2^29`. An entry *newer* than the
+//! map's version belongs to a move not yet completed and is kept; only an
+//! *older* one is garbage. A stale copy could pass for live again only
+//! after 2^29 reassignments of one id while it survived every rewrite of
+//! its posting.
 //!
 //! Words are atomics in a [`SegVec`], so lookups from searches take no
 //! lock while inserts grow the map and deletes set bits.
@@ -21,11 +30,13 @@ use super::{Result, SpannError};
 
 /// Bit of a version word that marks a deleted id.
 pub const DELETED: u32 = 1 << 31;
+/// Bit of a version word that marks an id being reassigned (never stored).
+pub const MOVING: u32 = 1 << 30;
 /// Version bits of a word.
-pub const VERSION_MASK: u32 = DELETED - 1;
-const HALF: u32 = 1 << 30;
+pub const VERSION_MASK: u32 = MOVING - 1;
+const HALF: u32 = 1 << 29;
 
-/// Whether version `a` is newer than version `b` (31-bit serial numbers).
+/// Whether version `a` is newer than version `b` (30-bit serial numbers).
 #[inline]
 pub fn newer(a: u32, b: u32) -> bool {
     let d = a.wrapping_sub(b) & VERSION_MASK;
@@ -40,9 +51,17 @@ pub fn next(v: u32) -> u32 {
 
 /// Whether a copy written at version `entry` is garbage given the id's
 /// current `word`: the id is deleted or the copy is older than its version.
+/// Searches return exactly the copies that are not garbage.
 #[inline]
 pub fn garbage(entry: u32, word: u32) -> bool {
     word & DELETED != 0 || newer(word & VERSION_MASK, entry & VERSION_MASK)
+}
+
+/// Whether a copy that is not garbage is *leaving*: its id is being moved
+/// and this copy predates the move (kept, but not counted as a member).
+#[inline]
+pub fn leaving(entry: u32, word: u32) -> bool {
+    word & MOVING != 0 && !newer(entry & VERSION_MASK, word & VERSION_MASK)
 }
 
 /// Per-id version words and the number of ids issued.
@@ -52,14 +71,14 @@ pub(crate) struct VersionMap {
 }
 
 impl VersionMap {
-    /// A map holding `words` (ids `0..words.len()`).
+    /// A map holding `words` (ids `0..words.len()`; moving bits dropped).
     pub(crate) fn from_words(words: &[u32]) -> Self {
         let m = Self {
             words: SegVec::new(),
             issued: AtomicUsize::new(words.len()),
         };
         for (i, &w) in words.iter().enumerate() {
-            m.words.get(i).store(w, Ordering::Relaxed);
+            m.words.get(i).store(w & !MOVING, Ordering::Relaxed);
         }
         m
     }
@@ -98,8 +117,39 @@ impl VersionMap {
         Some(old & DELETED == 0)
     }
 
-    /// Raises the version of `id` to `version` unless it is already at or
-    /// past it; the deleted bit is kept.
+    /// Starts moving `id`: sets the moving bit and returns the version its
+    /// new copies get. `None` if it is deleted, unknown or already moving
+    /// (its mover places it).
+    pub(crate) fn start_move(&self, id: u32) -> Option<u32> {
+        if (id as usize) >= self.len() {
+            return None;
+        }
+        self.words
+            .get(id as usize)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w & (DELETED | MOVING) == 0).then_some(w | MOVING)
+            })
+            .ok()
+            .map(|w| next(w & VERSION_MASK))
+    }
+
+    /// Gives up a move of `id` to `version` whose new copies were never
+    /// published (the old ones count again).
+    pub(crate) fn cancel_move(&self, id: u32, version: u32) {
+        if (id as usize) >= self.len() {
+            return;
+        }
+        let _ =
+            self.words
+                .get(id as usize)
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                    (w & MOVING != 0 && next(w & VERSION_MASK) == version).then_some(w & !MOVING)
+                });
+    }
+
+    /// Completes a move: raises the version of `id` to `version` (unless it
+    /// is already at or past it) and clears the moving bit; the deleted bit
+    /// is kept.
     pub(crate) fn raise(&self, id: u32, version: u32) {
         if (id as usize) >= self.len() {
             return;
@@ -128,6 +178,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn moves_hide_old_copies_from_counts_not_from_searches() {
+        let m = VersionMap::from_words(&[4]);
+        let to = m.start_move(0).unwrap();
+        assert_eq!(to, 5);
+        assert_eq!(m.start_move(0), None, "one mover at a time");
+        let w = m.word(0).unwrap();
+        assert!(
+            !garbage(4, w) && leaving(4, w),
+            "old copy: seen, not counted"
+        );
+        assert!(
+            !garbage(5, w) && !leaving(5, w),
+            "new copy: seen and counted"
+        );
+        m.cancel_move(0, to);
+        assert_eq!(m.word(0), Some(4));
+        let to = m.start_move(0).unwrap();
+        m.raise(0, to);
+        let w = m.word(0).unwrap();
+        assert_eq!(w, 5);
+        assert!(garbage(4, w) && !garbage(5, w) && !leaving(5, w));
+        m.delete(0);
+        assert_eq!(m.start_move(0), None);
+    }
+
+    #[test]
     fn serial_order_survives_the_wrap() {
         assert!(newer(1, 0) && !newer(0, 1) && !newer(5, 5));
         assert!(newer(0, VERSION_MASK), "0 follows the largest version");
@@ -144,6 +220,7 @@ mod tests {
     #[test]
     fn map_issues_deletes_and_raises() {
         let m = VersionMap::from_words(&[0, 3 | DELETED]);
+        assert_eq!(VERSION_MASK, (1 << 30) - 1);
         assert_eq!(m.len(), 2);
         assert_eq!(m.reserve(3).unwrap(), 2);
         assert_eq!(m.word(4), Some(0));
