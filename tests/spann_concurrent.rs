@@ -135,10 +135,16 @@ fn searches_racing_updates_see_exactly_the_completed_ones() {
                         }
                     }
                     for id in before.iter().filter(|id| !m.deleting.contains(id)) {
-                        assert!(
-                            got.contains(id),
-                            "id {id} inserted before the search is missing"
-                        );
+                        if !got.contains(id) {
+                            let again = index.search(query, 1 << 20, &exhaustive(1 << 20));
+                            let now = again.map(|r| r.0.iter().any(|h| h.id == *id));
+                            let copies = index.replica_counts().map(|c| c[*id as usize]);
+                            panic!(
+                                "id {id} inserted before the search is missing (a search \
+                                 now finds it: {now:?}; live copies now: {copies:?}; {:?})",
+                                index.update_stats()
+                            );
+                        }
                     }
                     searches.fetch_add(1, Ordering::SeqCst);
                 }

@@ -39,7 +39,7 @@ pub struct Meta {
     pub sq8: Option<Vec<u8>>,
     /// Per head (node of the head graph); an empty slot for a deleted head.
     pub postings: Vec<PostingSlot>,
-    /// Per vector id: bit 31 deleted, bits 0..=30 version.
+    /// Per vector id: bit 31 deleted, bits 0..=29 version (bit 30 zero).
     pub versions: Vec<u32>,
     /// Free page runs and the generation from which each is reusable.
     pub free: Vec<FreeExtent>,

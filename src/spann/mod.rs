@@ -34,13 +34,21 @@
 //!   that was not deleted before the search returned;
 //! - each id once, at the exact distance of its (immutable) vector.
 //!
-//! Splits and reassignment keep this without a window: a split publishes
-//! both new postings before the old head is retired, and a retired
-//! posting's extent stays readable for searches that picked its head
-//! earlier; a reassigned vector's new copies are published before its
-//! version is raised, and the raise itself is deferred until every search
-//! that began before those copies existed has finished, so a search never
-//! sees the old copies turn stale while it could still miss the new ones.
+//! Splits, merges and reassignment keep this without a window:
+//! - a split publishes both new postings before the old head is retired,
+//!   and a retired posting's extent stays readable for searches that picked
+//!   its head earlier;
+//! - a reassigned vector's old copies stay on disk and visible while its
+//!   new copies are written ([`versions`]: they only stop counting towards
+//!   posting lengths); the new copies are published before its version is
+//!   raised, and the raise is deferred until every search that began before
+//!   then has finished, so no search sees the old copies turn stale while
+//!   it could still miss the new ones;
+//! - a merge places a posting's vectors elsewhere before retiring it, and
+//!   leaves alone a posting holding a copy of a move still in flight.
+//!
+//! Concurrent splits make results differ run to run (which vectors become
+//! heads depends on timing), not their correctness.
 //!
 //! # Durability
 //! [`Spann::checkpoint`] writes generation G (`meta.<G>`, `heads.<G>.hnsw`;

@@ -64,7 +64,7 @@ impl PostingLayout {
 pub struct Entry<'a> {
     /// Vector id.
     pub id: u32,
-    /// Version of the id when this copy was written (31 bits).
+    /// Version of the id when this copy was written (30 bits).
     pub version: u32,
     /// The code (f32, f16 or SQ8 bytes).
     pub code: &'a [u8],

@@ -266,7 +266,10 @@ impl Spann {
                     // see until their moves complete: merge it next time.
                     return Ok(false);
                 }
-                self.requeue(p.live)
+                match self.requeue(p.live) {
+                    Some(moved) => moved,
+                    None => return Ok(false),
+                }
             };
             self.place(moved)?;
             let _w = pc.write.lock();
@@ -286,19 +289,28 @@ impl Spann {
         Ok(())
     }
 
-    /// Starts moving `live`'s vectors (those not deleted nor already
-    /// moving), each with the version its new copies get.
-    pub(super) fn requeue(&self, live: Batch) -> Batch {
+    /// Starts moving every vector of `live` that is not deleted, each with
+    /// the version its new copies get. `None` (and nothing moved) if one is
+    /// already being moved by a split: its copy here may be its last one
+    /// visible until that move completes, so the posting must stay.
+    pub(super) fn requeue(&self, live: Batch) -> Option<Batch> {
         let dim = self.dim;
         let mut out = Batch::default();
         for i in 0..live.len() {
             let id = live.ids[i];
-            if let Some(to) = self.versions.start_move(id) {
-                out.push(id, live.row(i, dim), to);
+            match self.versions.start_move(id) {
+                Some(to) => out.push(id, live.row(i, dim), to),
+                None if self.contains(id) => {
+                    for j in 0..out.len() {
+                        self.versions.cancel_move(out.ids[j], out.vers[j]);
+                    }
+                    return None;
+                }
+                None => {}
             }
         }
         Counters::add(&self.stats.reassigned, out.len() as u64);
-        out
+        Some(out)
     }
 
     /// Live copies of every vector id across all live postings (0 for
