@@ -1,6 +1,8 @@
 //! Collection benchmarks: ingest rate per fsync policy, search while
-//! ingesting, and time to reopen (from checkpointed segments and from the
-//! WAL). Prints markdown for docs/BENCHMARKS.md.
+//! ingesting (frozen memory segments merge into the SSD tier meanwhile),
+//! recall and QPS against the SSD tier's nprobe, and time to reopen (after
+//! a crash, after a graceful flush, fully merged). Prints markdown for
+//! docs/BENCHMARKS.md.
 //!
 //!     cargo run --release --example collection_bench -- [N] [DIM] [DIR]
 //!
@@ -106,23 +108,28 @@ fn main() -> anyhow::Result<()> {
         ))
     })?;
     let gt = dataset::ground_truth(&data, &queries, 10, Metric::L2)?;
-    let t = Instant::now();
-    let results: Vec<Vec<u32>> = queries
-        .rows()
-        .map(|q| {
-            col.search(&SearchRequest {
-                vector: q.to_vec(),
-                k: 10,
-                ef: Some(64),
-                nprobe: None,
-                with_payload: false,
-                with_vector: false,
+    let run = |nprobe: Option<usize>| -> anyhow::Result<(f64, f64)> {
+        let t = Instant::now();
+        let results: Vec<Vec<u32>> = queries
+            .rows()
+            .map(|q| {
+                col.search(&SearchRequest {
+                    vector: q.to_vec(),
+                    k: 10,
+                    ef: Some(64),
+                    nprobe,
+                    with_payload: false,
+                    with_vector: false,
+                })
+                .map(|r| r.iter().map(|p| p.id as u32).collect())
             })
-            .map(|r| r.iter().map(|p| p.id as u32).collect())
-        })
-        .collect::<Result<_, _>>()?;
-    let qps_idle = nq as f64 / t.elapsed().as_secs_f64();
-    let recall = dataset::recall_at_k(&results, &gt, 10);
+            .collect::<Result<_, _>>()?;
+        let qps = nq as f64 / t.elapsed().as_secs_f64();
+        Ok((qps, dataset::recall_at_k(&results, &gt, 10)))
+    };
+    // Let the last background merge finish, so the idle figures see the final tiers.
+    col.close()?;
+    let (qps_idle, recall) = run(None)?;
     let stats = col.stats();
     println!("| phase | value |\n|---|---:|");
     println!("| ingest, first half (no searches) | {rate_first:.0} points/s |");
@@ -130,28 +137,61 @@ fn main() -> anyhow::Result<()> {
     println!("| search QPS while ingesting ({searched} queries) | {qps_busy:.0} |");
     println!("| search QPS idle | {qps_idle:.0} |");
     println!(
-        "| recall@10 after ingest ({} segments) | {recall:.4} |",
-        stats.segments
+        "| recall@10 after ingest ({} points on SSD, {} in memory) | {recall:.4} |",
+        stats.ssd_points,
+        stats.points - stats.ssd_points
+    );
+    println!(
+        "| merges into the SSD tier (last one) | {} ({:.1} s) |",
+        stats.merges, stats.last_merge_seconds
+    );
+    println!(
+        "| index memory (HNSW segments + SSD heads) | {:.0} MiB |",
+        stats.index_memory_bytes as f64 / (1 << 20) as f64
     );
 
+    println!("\n### Search effort after ingest (ef=64 in memory, k=10, one thread)\n");
+    println!("| nprobe (SSD tier) | recall@10 | QPS |\n|---:|---:|---:|");
+    for nprobe in [8, 16, 32, 64] {
+        let (qps, recall) = run(Some(nprobe))?;
+        println!("| {nprobe} | {recall:.4} | {qps:.0} |");
+    }
+
     println!("\n### Reopen ({n} points)\n");
-    println!("| state on disk | open seconds |\n|---|---:|");
-    col.close()?;
+    println!("| state on disk | seconds |\n|---|---:|");
     drop(col);
     let t = Instant::now();
     let col = Collection::open(&dir)?;
     println!(
-        "| background checkpoints + WAL tail ({} points replayed from the WAL) | {:.2} |",
+        "| open: SSD tier + WAL tail, as after a crash ({} points replayed) | {:.2} |",
         col.stats().active_points,
         t.elapsed().as_secs_f64()
     );
-    col.checkpoint_all()?;
-    col.close()?;
+    let t = Instant::now();
+    col.flush()?;
+    println!(
+        "| flush: write the memory tier to a segment file (graceful shutdown) | {:.2} |",
+        t.elapsed().as_secs_f64()
+    );
     drop(col);
     let t = Instant::now();
     let col = Collection::open(&dir)?;
     println!(
-        "| fully checkpointed (segments only) | {:.2} |",
+        "| open after flush: SSD tier + segment file, nothing replayed | {:.2} |",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    col.close()?;
+    println!(
+        "| background merge of that segment into the SSD tier, after the open | {:.2} |",
+        t.elapsed().as_secs_f64()
+    );
+    col.checkpoint_all()?;
+    drop(col);
+    let t = Instant::now();
+    let col = Collection::open(&dir)?;
+    println!(
+        "| open: everything in the SSD tier | {:.2} |",
         t.elapsed().as_secs_f64()
     );
     assert_eq!(col.count(), n);

@@ -215,3 +215,90 @@ fn recall_across_memory_and_ssd_tiers_on_minilm() {
         "mixed {mixed} vs better single tier {better}"
     );
 }
+
+/// `flush` writes the memory tier to segment files, so a reopen has no WAL
+/// to replay; the next open merges those segments into the SSD tier in the
+/// background, and the data stays exact throughout.
+#[test]
+fn flush_writes_the_memory_tier_and_the_next_open_merges_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let cfg = CollectionConfig {
+        memory_tier_points: 600,
+        fsync: FsyncPolicy::Never,
+        ..CollectionConfig::new(dim, Metric::L2)
+    };
+    let col = Collection::create(dir.path(), cfg).unwrap();
+    let mut rng = SmallRng::seed_from_u64(9);
+    let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+    for round in 0..3u64 {
+        let pts: Vec<Point> = (0..400)
+            .map(|i| {
+                let id = if i % 5 == 0 {
+                    rng.gen_range(0..400)
+                } else {
+                    round * 400 + i
+                };
+                Point {
+                    id,
+                    vector: (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+                    payload: Some(payload(id)),
+                }
+            })
+            .collect();
+        for p in &pts {
+            model.insert(p.id, p.vector.clone());
+        }
+        col.upsert(pts).unwrap();
+        let gone: Vec<u64> = model.keys().copied().step_by(41).collect();
+        for id in &gone {
+            model.remove(id);
+        }
+        col.delete(&gone).unwrap();
+    }
+    let check = |col: &Collection| {
+        assert_eq!(col.count(), model.len());
+        let ids: Vec<u64> = model.keys().copied().collect();
+        for (id, r) in ids.iter().zip(col.get(&ids, true, true)) {
+            let r = r.unwrap_or_else(|| panic!("get {id}"));
+            assert_eq!(r.vector.as_ref(), Some(&model[id]));
+            assert_eq!(r.payload.as_ref(), Some(&payload(*id)));
+        }
+        let mut rng = SmallRng::seed_from_u64(3);
+        for _ in 0..10 {
+            let q: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let got: Vec<u64> = col
+                .search(&exact(q.clone(), 10))
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(got, brute(&model, &q, 10));
+        }
+    };
+    col.close().unwrap();
+    let active = col.stats().active_points;
+    assert!(active > 0, "the test needs points in the memory tier");
+    col.flush().unwrap();
+    let flushed = col.stats();
+    assert_eq!(flushed.checkpoint_lsn, flushed.last_lsn, "{flushed:?}");
+    assert_eq!(flushed.active_points, 0);
+    check(&col);
+    drop(col);
+
+    let col = Collection::open(dir.path()).unwrap();
+    let opened = col.stats();
+    assert_eq!(
+        opened.checkpoint_lsn, opened.last_lsn,
+        "nothing to replay: {opened:?}"
+    );
+    check(&col);
+    col.close().unwrap(); // joins the merge the open started
+    let merged = col.stats();
+    assert_eq!(merged.segments, 1, "flushed segments merged: {merged:?}");
+    assert_eq!(merged.ssd_points, model.len(), "{merged:?}");
+    check(&col);
+    drop(col);
+    let col = Collection::open(dir.path()).unwrap();
+    check(&col);
+}

@@ -158,10 +158,16 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status and the whole log.
-    pub(crate) fn stop_with_log(mut self) -> (ExitStatus, String) {
+    pub(crate) fn stop_with_log(self) -> (ExitStatus, String) {
+        self.terminate();
+        self.wait_with_log()
+    }
+
+    /// The exit status (within 20 s) and the whole log.
+    pub(crate) fn wait_with_log(mut self) -> (ExitStatus, String) {
         let reader = self.reader.take();
         let log = self.log.clone();
-        let status = self.stop();
+        let status = self.wait();
         if let Some(r) = reader {
             let _ = r.join();
         }

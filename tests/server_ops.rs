@@ -698,3 +698,73 @@ async fn sigterm_drains_an_open_stream_and_a_restart_finds_its_data() {
     drop(ch);
     assert_eq!(server.stop().code(), Some(0));
 }
+
+/// A SIGTERM while the collections are still opening (replaying their WAL)
+/// stops the server at once with exit 0, and loses nothing: the next start
+/// replays again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_replaying_the_wal_exits_cleanly_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 32u64;
+    let n = 40_000u64;
+    let mut server = Server::start(dir.path());
+    let ch = server.connect().await;
+    let mut req = create("docs");
+    req.dimension = dim as u32;
+    collections(&ch, None).create(req).await.unwrap();
+    let mut client = points(&ch, None);
+    for start in (0..n).step_by(4000) {
+        let pts = (start..start + 4000)
+            .map(|i| pb::Point {
+                id: i,
+                vector: (0..dim).map(|j| ((i * 31 + j * 17) % 101) as f32).collect(),
+                ..Default::default()
+            })
+            .collect();
+        client
+            .upsert(pb::UpsertRequest {
+                collection: "docs".into(),
+                points: pts,
+            })
+            .await
+            .unwrap();
+    }
+    drop((client, ch));
+    drop(server); // SIGKILL: the points live only in the WAL
+
+    let server = Server::start_with(
+        dir.path(),
+        &["--metrics-addr", "off"],
+        &[("QUIVER_LOG", "info")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("opening collections") {
+        assert!(
+            Instant::now() < deadline,
+            "no start-up log\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.terminate();
+    let (status, log) = server.wait_with_log();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("shutdown requested while opening collections"),
+        "the signal landed during the replay\n{log}"
+    );
+
+    let mut server = Server::start(dir.path());
+    let ch = server.connect().await;
+    assert_eq!(
+        points(&ch, None)
+            .count(count())
+            .await
+            .unwrap()
+            .into_inner()
+            .count,
+        n
+    );
+    drop(ch);
+    assert_eq!(server.stop().code(), Some(0));
+}

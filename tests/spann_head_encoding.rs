@@ -92,7 +92,7 @@ fn splits_insert_heads_into_an_sq8_head_graph() {
         max_posting_pages: 2,
         ..params(VectorEncoding::Sq8)
     };
-    let mut index = build(dir.path(), &first, Metric::L2, p);
+    let index = build(dir.path(), &first, Metric::L2, p);
     let heads_before = index.heads();
     for chunk in second.data.chunks(500 * 16) {
         index.insert_batch(chunk).unwrap();

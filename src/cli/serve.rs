@@ -58,6 +58,14 @@ pub fn run(a: ServeArgs, log_filter: &str) -> anyhow::Result<()> {
         .thread_name("quiver-serve")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config.options, shutdown_signal()))?;
+    let stop = {
+        let _context = runtime.enter();
+        shutdown_signal()
+    };
+    let served = runtime.block_on(serve(config.options, stop));
+    // Don't wait for blocking tasks: a shutdown during start-up leaves the
+    // collections' open (WAL replay) running, and it is safe to abandon.
+    runtime.shutdown_background();
+    served?;
     Ok(())
 }

@@ -34,6 +34,7 @@ pub use point::{Payload, Point, PointId, Value};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
@@ -51,6 +52,9 @@ use ssd::SsdTier;
 
 /// Largest `k` a search may ask for.
 pub const MAX_K: usize = 10_000;
+
+/// Most points re-applied as one batch while replaying the WAL.
+const REPLAY_BATCH: usize = 4096;
 
 /// Where a point's current version lives: a memory segment's node, or
 /// (`seg == SSD`) a vector id of the SSD tier.
@@ -132,6 +136,9 @@ pub struct Collection {
     ssd: RwLock<Option<Arc<SsdTier>>>,
     merges: Mutex<(u64, f64)>,
     checkpointing: Mutex<()>,
+    /// The manifest's checkpoint LSN (read by `stats` without the store
+    /// lock, which a checkpoint holds while it writes files).
+    checkpoint_lsn: AtomicU64,
     /// Background checkpoints, joined by [`Collection::close`].
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Checkpoints committed since open, for [`Collection::checkpoint_stats`].
@@ -217,6 +224,7 @@ impl Collection {
             ssd: RwLock::new(ssd),
             merges: Mutex::new((0, 0.0)),
             checkpointing: Mutex::new(()),
+            checkpoint_lsn: AtomicU64::new(checkpoint.0),
             background: Mutex::new(Vec::new()),
             checkpoints: CheckpointCounters::default(),
             me: me.clone(),
@@ -225,23 +233,76 @@ impl Collection {
         {
             let mut w = col.writer.lock();
             col.push_fresh(&mut w)?;
-            let mut replayed = 0usize;
-            for rec in col.wal.replay(Lsn(checkpoint.0 + 1))? {
-                let rec = rec?;
-                let op = record::decode(rec.kind, &rec.payload, col.config.dim).map_err(
-                    |(offset, reason)| CollectionError::Corrupt {
-                        file: col.dir.join("wal"),
-                        offset: offset as u64,
-                        reason: format!("record {}: {reason}", rec.lsn.0),
-                    },
-                )?;
-                col.apply(&mut w, op)?;
-                w.applied = rec.lsn;
-                replayed += 1;
-            }
+            let replayed = col.replay(&mut w, Lsn(checkpoint.0 + 1))?;
             tracing::info!(dir = %col.dir.display(), points = col.count(), replayed, "collection opened");
         }
+        if col.config.ssd.is_some() && col.segments.read().len() > 1 {
+            // Segments written by `flush` (or by a checkpoint without an SSD
+            // merge) wait in memory: merge them now rather than at the next
+            // rotation, so restarts cannot pile them up.
+            col.spawn_checkpoint();
+        }
         Ok(col)
+    }
+
+    /// Re-applies the WAL from `from` (at open; the caller holds the writer
+    /// lock). Consecutive upsert records are applied as one batch of up to
+    /// [`REPLAY_BATCH`] points, so their graph inserts run in parallel even
+    /// when clients wrote one point at a time; a delete ends a batch. The
+    /// result equals applying record by record: within a batch the id map is
+    /// updated in WAL order, so a repeated id ends with its last version.
+    /// Returns the number of records replayed.
+    fn replay(&self, w: &mut Writer, from: Lsn) -> Result<usize> {
+        let mut pending: Vec<(PointId, Vec<f32>, Option<Payload>)> = Vec::new();
+        let mut pending_lsn = w.applied;
+        let mut records = 0usize;
+        let started = std::time::Instant::now();
+        let mut last_log = started;
+        let flush = |w: &mut Writer, pending: &mut Vec<_>, lsn: Lsn| -> Result<()> {
+            if !pending.is_empty() {
+                self.apply(w, Op::Upsert(std::mem::take(pending)))?;
+            }
+            w.applied = lsn;
+            Ok(())
+        };
+        for rec in self.wal.replay(from)? {
+            let rec = rec?;
+            let op = record::decode(rec.kind, &rec.payload, self.config.dim).map_err(
+                |(offset, reason)| CollectionError::Corrupt {
+                    file: self.dir.join("wal"),
+                    offset: offset as u64,
+                    reason: format!("record {}: {reason}", rec.lsn.0),
+                },
+            )?;
+            records += 1;
+            match op {
+                Op::Upsert(points) => {
+                    pending.extend(points);
+                    pending_lsn = rec.lsn;
+                    if pending.len() >= REPLAY_BATCH {
+                        flush(w, &mut pending, pending_lsn)?;
+                    }
+                }
+                Op::Delete(ids) => {
+                    flush(w, &mut pending, pending_lsn)?;
+                    self.apply(w, Op::Delete(ids))?;
+                    w.applied = rec.lsn;
+                }
+            }
+            if last_log.elapsed().as_secs() >= 5 {
+                last_log = std::time::Instant::now();
+                tracing::info!(
+                    dir = %self.dir.display(),
+                    records,
+                    lsn = rec.lsn.0,
+                    last_lsn = self.wal.last_lsn().0,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "replaying the write-ahead log"
+                );
+            }
+        }
+        flush(w, &mut pending, pending_lsn)?;
+        Ok(records)
     }
 
     pub fn config(&self) -> &CollectionConfig {
@@ -416,18 +477,23 @@ impl Collection {
     /// [`Collection::push_fresh`], then a background checkpoint of what was frozen.
     fn rotate(&self, w: &mut Writer) -> Result<()> {
         if self.push_fresh(w)? {
-            if let Some(me) = self.me.upgrade() {
-                let handle = std::thread::spawn(move || {
-                    if let Err(e) = me.checkpoint() {
-                        tracing::error!(dir = %me.dir.display(), error = %e, "background checkpoint failed");
-                    }
-                });
-                let mut bg = self.background.lock();
-                bg.retain(|h| !h.is_finished());
-                bg.push(handle);
-            }
+            self.spawn_checkpoint();
         }
         Ok(())
+    }
+
+    /// Starts a checkpoint on a background thread (joined by `close`).
+    fn spawn_checkpoint(&self) {
+        if let Some(me) = self.me.upgrade() {
+            let handle = std::thread::spawn(move || {
+                if let Err(e) = me.checkpoint() {
+                    tracing::error!(dir = %me.dir.display(), error = %e, "background checkpoint failed");
+                }
+            });
+            let mut bg = self.background.lock();
+            bg.retain(|h| !h.is_finished());
+            bg.push(handle);
+        }
     }
 
     /// Freezes the active segment, then checkpoints: afterwards every point
@@ -441,9 +507,25 @@ impl Collection {
     /// one), writes what stays in memory, and commits a checkpoint (see
     /// [`Collection::checkpoint_all`]).
     pub fn checkpoint(&self) -> Result<()> {
+        self.commit_checkpoint(self.config.ssd)
+    }
+
+    /// Freezes the active segment and writes every memory segment to a
+    /// file without merging into the SSD tier, then commits: a reopen loads
+    /// the files instead of replaying the WAL (the server does this on a
+    /// graceful shutdown). Segments written this way are merged into the
+    /// SSD tier by a background checkpoint after the next open.
+    pub fn flush(&self) -> Result<()> {
+        self.push_fresh(&mut self.writer.lock())?;
+        self.commit_checkpoint(None)
+    }
+
+    /// Merges frozen segments into the SSD tier when `merge` is set, writes
+    /// the remaining frozen segments, and commits a new manifest.
+    fn commit_checkpoint(&self, merge: Option<SsdConfig>) -> Result<()> {
         let _one = self.checkpointing.lock();
         let started = std::time::Instant::now();
-        if let Some(settings) = self.config.ssd {
+        if let Some(settings) = merge {
             self.merge_frozen(settings)?;
         }
         let (lsn, frozen): (Lsn, Vec<(Arc<Segment>, RoaringBitmap)>) = {
@@ -489,6 +571,8 @@ impl Collection {
             None => None,
         };
         store.commit(lsn, files)?;
+        drop(store);
+        self.checkpoint_lsn.store(lsn.0, Ordering::Release);
         if let (Some(t), Some(g)) = (&tier, ssd_generation) {
             t.committed(g)?;
         }
@@ -616,7 +700,7 @@ impl Collection {
             last_merge_seconds,
             index_memory_bytes: segs.iter().map(|s| s.hnsw.memory_bytes()).sum::<usize>()
                 + tier.as_ref().map_or(0, |t| t.memory_bytes()),
-            checkpoint_lsn: self.store.lock().manifest().checkpoint_lsn.0,
+            checkpoint_lsn: self.checkpoint_lsn.load(Ordering::Acquire),
             last_lsn: self.wal.last_lsn().0,
         }
     }

@@ -171,8 +171,12 @@ pub enum ServerError {
 }
 
 /// Opens the data directory, serves until `shutdown` resolves, then drains
-/// in-flight requests and closes every collection. Must run inside a tokio
-/// runtime.
+/// in-flight requests and closes every collection (writing each memory tier
+/// to disk, so the next start needn't replay the WAL). Must run inside a
+/// tokio runtime. If `shutdown` resolves while the collections are still
+/// opening (replaying their WALs), returns `Ok(())` without serving and
+/// leaves the open running on a blocking thread: drop the runtime with
+/// `shutdown_background` rather than waiting for it.
 pub async fn serve(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -201,14 +205,37 @@ pub async fn serve(
             }
         }
     };
+    // Listen for the shutdown signal from now on: one arriving while the
+    // collections open (a WAL replay can take minutes) ends the start-up.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone without a signal: never resolve.
+        if rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     let data = opts.data.clone();
-    let registry = tokio::task::spawn_blocking(move || Registry::open(&data))
-        .await
-        .expect("opening the registry panicked")
-        .map_err(|source| ServerError::Open {
-            data: opts.data.clone(),
-            source,
-        })?;
+    tracing::info!(data = %data.display(), "opening collections");
+    let opening = tokio::task::spawn_blocking(move || Registry::open(&data));
+    let registry = tokio::select! {
+        opened = opening => opened
+            .expect("opening the registry panicked")
+            .map_err(|source| ServerError::Open {
+                data: opts.data.clone(),
+                source,
+            })?,
+        () = stopped(stop_rx.clone()) => {
+            // Opening only reads the WAL (and may run checkpoints, which are
+            // crash-safe), so stopping here loses nothing: the next start
+            // opens again. The caller should not wait for the open to finish.
+            tracing::info!("shutdown requested while opening collections: stopping without serving");
+            return Ok(());
+        }
+    };
     let registry = Arc::new(registry);
     let limits = opts.limits.clone();
     let max = limits.max_message_bytes;
@@ -278,7 +305,7 @@ pub async fn serve(
 
     let reporter = health.clone();
     let draining = async move {
-        shutdown.await;
+        stopped(stop_rx).await;
         tracing::info!("shutting down: draining in-flight requests");
         reporter
             .set_service_status("", tonic_health::ServingStatus::NotServing)
@@ -314,30 +341,45 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The handlers are
+/// installed when this is called (not when the future is first polled), so
+/// a signal that arrives before `serve` starts listening still counts. Call
+/// it inside a tokio runtime context (`Runtime::enter`).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let (int, term) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>, name: &'static str| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for {name}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = wait(int, "SIGINT") => tracing::info!("received SIGINT"),
+                () = wait(term, "SIGTERM") => tracing::info!("received SIGTERM"),
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+            tracing::info!("received Ctrl-C");
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("received SIGINT"),
-        () = term => tracing::info!("received SIGTERM"),
     }
 }

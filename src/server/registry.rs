@@ -226,12 +226,14 @@ impl Registry {
         Ok(())
     }
 
-    /// Closes every collection (waits for checkpoints, syncs the WAL).
-    /// Returns the first error after trying them all.
+    /// Closes every collection for a shutdown: waits for checkpoints,
+    /// writes the memory tier to segment files (so the next start loads
+    /// them instead of replaying the WAL) and syncs the WAL. Returns the
+    /// first error after trying them all.
     pub fn close_all(&self) -> Result<()> {
         let mut first = None;
         for (name, c) in self.collections.read().iter() {
-            if let Err(source) = c.close() {
+            if let Err(source) = c.close().and_then(|()| c.flush()) {
                 tracing::error!(collection = %name, error = %source, "close failed");
                 first.get_or_insert(RegistryError::Collection {
                     name: name.clone(),
