@@ -103,6 +103,8 @@ async fn load_runs_bounded_mixed_workloads() {
             "10",
             "--ef",
             "32",
+            "--nprobe",
+            "16",
             "--vectors",
             &b,
             "--json",

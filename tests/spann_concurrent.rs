@@ -53,6 +53,15 @@ struct Model {
     deleted: HashSet<u32>,
 }
 
+/// Decrements a counter when dropped (also while unwinding from a panic).
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn searches_racing_updates_see_exactly_the_completed_ones() {
     let dim = 16;
@@ -68,6 +77,9 @@ fn searches_racing_updates_see_exactly_the_completed_ones() {
         for w in 0..2usize {
             let (index, model, data, writers_left) = (&index, &model, &data, &writers_left);
             s.spawn(move || {
+                // Counts this writer out even if it panics, so the threads
+                // waiting on `writers_left` end and the panic is reported.
+                let _leave = Leave(writers_left);
                 let rows: Vec<usize> = (w..data.len()).step_by(2).collect();
                 for (b, chunk) in rows.chunks(60).enumerate() {
                     let mut flat = Vec::with_capacity(chunk.len() * dim);
@@ -96,7 +108,6 @@ fn searches_racing_updates_see_exactly_the_completed_ones() {
                         model.lock().unwrap().deleted.insert(id);
                     }
                 }
-                writers_left.fetch_sub(1, Ordering::SeqCst);
             });
         }
         // Compactions and checkpoints race the writers too.

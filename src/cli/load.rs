@@ -51,6 +51,9 @@ pub struct LoadArgs {
     /// Search beam width (the collection's default when absent).
     #[arg(long)]
     ef: Option<u32>,
+    /// SSD-tier postings read per search (the collection's default when absent).
+    #[arg(long)]
+    nprobe: Option<u32>,
     /// Draw vectors from this dataset file (any format the engine reads):
     /// searches use random rows, upserts cycle through the rows. Without it,
     /// vectors are uniformly random in [-1, 1]^dim.
@@ -135,6 +138,7 @@ struct Shared {
     upsert_ratio: f64,
     k: u32,
     ef: Option<u32>,
+    nprobe: Option<u32>,
     seed: u64,
     first_error: Mutex<Option<String>>,
 }
@@ -182,6 +186,7 @@ async fn client(mut points: PointsClient<Authed>, s: Arc<Shared>) -> Vec<Sample>
                 vector: s.source.query(&mut rng),
                 k: s.k,
                 ef: s.ef,
+                nprobe: s.nprobe,
                 ..Default::default()
             };
             points.search(req).await.map(|_| 0)
@@ -324,6 +329,7 @@ pub fn run(a: LoadArgs) -> anyhow::Result<()> {
             upsert_ratio: a.upsert_ratio,
             k: a.k,
             ef: a.ef,
+            nprobe: a.nprobe,
             seed: a.seed,
             first_error: Mutex::new(None),
         });

@@ -400,7 +400,9 @@ impl Collection {
                     let insert = |(id, vector, payload): &(PointId, Vec<f32>, Option<Payload>)| {
                         active.insert(*id, vector, payload.clone())
                     };
-                    let nodes: Vec<NodeId> = if chunk.len() >= 32 {
+                    // Even two points are worth splitting: one graph insert
+                    // costs far more than handing it to another thread.
+                    let nodes: Vec<NodeId> = if chunk.len() >= 2 {
                         chunk.par_iter().map(insert).collect::<Result<_>>()?
                     } else {
                         chunk.iter().map(insert).collect::<Result<_>>()?

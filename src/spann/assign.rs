@@ -91,16 +91,30 @@ pub fn scan_heads(
     out: &mut Vec<Neighbor>,
 ) {
     out.clear();
-    for id in (0..heads.len() as u32).map(NodeId) {
-        if heads.is_deleted(id) || allow.is_some_and(|a| !a(id)) {
-            continue;
+    // Heads may be added and retired while this runs (splits, merges). A
+    // split publishes its new heads before it retires the old one, and new
+    // heads take ids past the current length; so a head seen deleted had
+    // its replacements inserted before, and re-reading the length after the
+    // pass (until it stops growing) reaches them. One pass over `0..len`
+    // could miss both the retired head and its replacements.
+    let mut from = 0u32;
+    loop {
+        let to = heads.len() as u32;
+        if to <= from {
+            break;
         }
-        if let Some(hv) = heads.vector(id) {
-            out.push(Neighbor {
-                id,
-                distance: dist.distance(v, &hv),
-            });
+        for id in (from..to).map(NodeId) {
+            if heads.is_deleted(id) || allow.is_some_and(|a| !a(id)) {
+                continue;
+            }
+            if let Some(hv) = heads.vector(id) {
+                out.push(Neighbor {
+                    id,
+                    distance: dist.distance(v, &hv),
+                });
+            }
         }
+        from = to;
     }
     out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
     out.truncate(k);

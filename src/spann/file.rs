@@ -188,6 +188,47 @@ impl PageFile {
         self.read_pages(first, pages, |b| f(&b[skip..skip + len]))
     }
 
+    /// [`PageFile::read_pages`] if every page is in the page cache, without
+    /// waiting for the device (`preadv2` with `RWF_NOWAIT`); `None` when one
+    /// is not, in `Direct` mode, or where the kernel cannot tell: the caller
+    /// then reads with [`PageFile::read_pages`], typically on an I/O thread.
+    /// Errors are left to that read too, so this never fails.
+    pub fn read_pages_cached<R>(
+        &self,
+        first: u64,
+        pages: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        if self.mode == IoMode::Direct || !nowait::supported() {
+            return None;
+        }
+        BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            if buf.len() < pages {
+                buf.resize(pages, Page([0; PAGE]));
+            }
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..pages]);
+            // A short read (part cached, or the end of the file) is a miss:
+            // the blocking read reports truncation properly.
+            (nowait::read_at(&self.read, bytes, first * PAGE as u64) == Some(bytes.len()))
+                .then(|| f(bytes))
+        })
+    }
+
+    /// [`PageFile::read_bytes`] from the page cache only (see
+    /// [`PageFile::read_pages_cached`]).
+    pub fn read_bytes_cached<R>(
+        &self,
+        offset: u64,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        let first = offset / PAGE as u64;
+        let skip = (offset % PAGE as u64) as usize;
+        let pages = (skip + len).div_ceil(PAGE);
+        self.read_pages_cached(first, pages, |b| f(&b[skip..skip + len]))
+    }
+
     /// Writes `bytes` at page `first` (through the page cache).
     pub fn write_pages(&self, first: u64, bytes: &[u8]) -> Result<()> {
         self.write_bytes(first * PAGE as u64, bytes)
@@ -218,5 +259,100 @@ impl PageFile {
         self.write
             .set_len(bytes)
             .map_err(SpannError::io(&self.path))
+    }
+}
+
+/// Non-blocking positional reads from the page cache (`RWF_NOWAIT`, Linux
+/// 4.14+). Elsewhere, or if the kernel refuses the flag once, every read is
+/// a miss.
+mod nowait {
+    use std::fs::File;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+    pub fn supported() -> bool {
+        cfg!(target_os = "linux") && !UNSUPPORTED.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read into `buf` at `offset` without waiting for the device;
+    /// `None` if that would have to wait (or failed).
+    #[cfg(target_os = "linux")]
+    pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Option<usize> {
+        use rustix::io::{preadv2, Errno, ReadWriteFlags};
+        match preadv2(
+            file,
+            &mut [std::io::IoSliceMut::new(buf)],
+            offset,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(n) => Some(n),
+            Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => {
+                UNSUPPORTED.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn read_at(_file: &File, _buf: &mut [u8], _offset: u64) -> Option<usize> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> FileHeader {
+        FileHeader {
+            magic: *b"QVTEST01",
+            dim: 4,
+            encoding: 0,
+            metric: 0,
+            nonce: 42,
+        }
+    }
+
+    #[test]
+    fn cached_reads_return_what_blocking_reads_do_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        PageFile::create(&path, header()).unwrap();
+        let f = PageFile::open(&path, header(), IoMode::Buffered).unwrap();
+        let data: Vec<u8> = (0..3 * PAGE).map(|i| (i * 7 % 251) as u8).collect();
+        f.write_pages(1, &data).unwrap();
+        // Just written through the page cache, so where the kernel and the
+        // filesystem support RWF_NOWAIT the cached read hits; it never
+        // returns anything but the file's bytes.
+        let blocking = f
+            .read_bytes(PAGE as u64 + 100, 5000, <[u8]>::to_vec)
+            .unwrap();
+        assert_eq!(blocking, data[100..5100]);
+        let cached = f.read_bytes_cached(PAGE as u64 + 100, 5000, <[u8]>::to_vec);
+        if let Some(c) = &cached {
+            assert_eq!(c[..], data[100..5100]);
+        }
+        if !cfg!(target_os = "linux") {
+            assert!(cached.is_none());
+        }
+        // Past the end of the file: a miss, left to the blocking read's error.
+        assert!(f.read_pages_cached(3, 2, |_| ()).is_none());
+        assert!(f.read_pages(3, 2, |_| ()).is_err());
+    }
+
+    #[test]
+    fn direct_mode_never_reads_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        PageFile::create(&path, header()).unwrap();
+        let f = PageFile::open(&path, header(), IoMode::Buffered).unwrap();
+        f.write_pages(1, &[1u8; PAGE]).unwrap();
+        drop(f);
+        // Some filesystems (tmpfs) refuse O_DIRECT; nothing to check there.
+        if let Ok(d) = PageFile::open(&path, header(), IoMode::Direct) {
+            assert!(d.read_pages_cached(1, 1, |_| ()).is_none());
+        }
     }
 }

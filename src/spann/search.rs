@@ -112,11 +112,10 @@ impl Spann {
         let r = if lossy { sp.rerank.max(k) } else { k };
         let cd = CodeDistance::new(&self.codec, self.metric, &q);
 
-        // Round 1: read and scan every kept posting in parallel.
-        let per: Vec<(Vec<Cand>, usize, u64)> = self.io.install(|| {
-            kept.par_iter()
-                .map(|&(h, slot)| self.scan_posting(h, slot, &cd, r))
-                .collect::<Result<_>>()
+        // Round 1: read and scan every kept posting: those in the page cache
+        // here, the rest in parallel on the I/O pool.
+        let per: Vec<(Vec<Cand>, usize, u64)> = self.fan_out(&kept, |&(h, slot), cached| {
+            self.scan_posting(h, slot, &cd, r, cached)
         })?;
         let mut all: Vec<Cand> = Vec::with_capacity(per.iter().map(|p| p.0.len()).sum());
         for (c, scanned, bytes) in per {
@@ -142,16 +141,14 @@ impl Spann {
                 .expect("lossy index has vectors.f32");
             let dim = self.dim;
             let row = dim * 4;
-            let exact: Vec<Cand> = self.io.install(|| {
-                all.par_iter()
-                    .map(|c| {
-                        let off = PAGE as u64 + u64::from(c.1) * row as u64;
-                        vf.read_bytes(off, row, |b| {
-                            let v = super::codec::f32s(b);
-                            Cand(self.dist.distance(&q, &v), c.1)
-                        })
-                    })
-                    .collect::<Result<_>>()
+            let exact: Vec<Cand> = self.fan_out(&all, |c, cached| {
+                let off = PAGE as u64 + u64::from(c.1) * row as u64;
+                let exact = |b: &[u8]| Cand(self.dist.distance(&q, &super::codec::f32s(b)), c.1);
+                if cached {
+                    Ok(vf.read_bytes_cached(off, row, exact))
+                } else {
+                    vf.read_bytes(off, row, exact).map(Some)
+                }
             })?;
             stats.ios += all.len();
             stats.rounds += 1;
@@ -194,18 +191,50 @@ impl Spann {
         &heads[..n.max(1)]
     }
 
+    /// Runs `read(item, cached)` for every item, results in any order.
+    /// First, on this thread, with `cached` set: `read` answers only from
+    /// the page cache (`None` for a miss), which costs no thread hand-off
+    /// and no device wait. Then the misses in parallel on the I/O pool with
+    /// `cached` unset, so reads that reach the device overlap (one round).
+    fn fan_out<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        read: impl Fn(&T, bool) -> Result<Option<R>> + Sync,
+    ) -> Result<Vec<R>> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut misses = Vec::new();
+        for item in items {
+            match read(item, true)? {
+                Some(r) => out.push(r),
+                None => misses.push(item),
+            }
+        }
+        if !misses.is_empty() {
+            let rest: Vec<R> = self.io.install(|| {
+                misses
+                    .par_iter()
+                    .filter_map(|&item| read(item, false).transpose())
+                    .collect::<Result<_>>()
+            })?;
+            out.extend(rest);
+        }
+        Ok(out)
+    }
+
     /// Reads posting `h` at `slot` and returns its best `r` live entries,
-    /// the entries scanned and the bytes read.
+    /// the entries scanned and the bytes read; with `cached`, only from the
+    /// page cache (`None` if it is not all there).
     fn scan_posting(
         &self,
         h: u32,
         slot: PostingSlot,
         cd: &CodeDistance,
         r: usize,
-    ) -> Result<(Vec<Cand>, usize, u64)> {
+        cached: bool,
+    ) -> Result<Option<(Vec<Cand>, usize, u64)>> {
         let pages = (slot.bytes as usize).div_ceil(PAGE);
         let file = &self.postings_file;
-        file.read_pages(slot.first_page, pages, |buf| {
+        let scan = |buf: &[u8]| {
             let offset = slot.first_page * PAGE as u64;
             let view = decode_posting(
                 &buf[..slot.bytes as usize],
@@ -240,6 +269,12 @@ impl Spann {
                 push_bounded(&mut heap, Cand(cd.distance(e.code), e.id), r);
             }
             Ok((heap.into_vec(), view.len(), (pages * PAGE) as u64))
-        })?
+        };
+        if cached {
+            file.read_pages_cached(slot.first_page, pages, scan)
+                .transpose()
+        } else {
+            file.read_pages(slot.first_page, pages, scan)?.map(Some)
+        }
     }
 }
