@@ -23,6 +23,32 @@ fn payload(id: u64) -> Payload {
     p
 }
 
+/// A point with a random vector in [-1, 1]^dim and the payload of its id.
+fn random_point(rng: &mut SmallRng, id: u64, dim: usize) -> Point {
+    Point {
+        id,
+        vector: (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+        payload: Some(payload(id)),
+    }
+}
+
+/// Upserts `points` and records them in `model`.
+fn upsert_model(col: &Collection, model: &mut BTreeMap<u64, Vec<f32>>, points: Vec<Point>) {
+    for p in &points {
+        model.insert(p.id, p.vector.clone());
+    }
+    col.upsert(points).unwrap();
+}
+
+/// Deletes every `step`-th id of `model` from both.
+fn delete_every(col: &Collection, model: &mut BTreeMap<u64, Vec<f32>>, step: usize) {
+    let gone: Vec<u64> = model.keys().copied().step_by(step).collect();
+    for id in &gone {
+        model.remove(id);
+    }
+    col.delete(&gone).unwrap();
+}
+
 fn exact(vector: Vec<f32>, k: usize) -> SearchRequest {
     SearchRequest {
         vector,
@@ -83,11 +109,7 @@ fn points_move_to_the_ssd_tier_and_stay_correct_across_reopen() {
                 } else {
                     round * 800 + i
                 };
-                Point {
-                    id,
-                    vector: (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
-                    payload: Some(payload(id)),
-                }
+                random_point(&mut rng, id, dim)
             })
             .collect();
         for p in &pts {
@@ -115,22 +137,11 @@ fn points_move_to_the_ssd_tier_and_stay_correct_across_reopen() {
         let extra: Vec<Point> = (0..50)
             .map(|i| {
                 let id = 100_000 + round * 100 + i;
-                Point {
-                    id,
-                    vector: (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
-                    payload: Some(payload(id)),
-                }
+                random_point(&mut rng, id, dim)
             })
             .collect();
-        for p in &extra {
-            model.insert(p.id, p.vector.clone());
-        }
-        col.upsert(extra).unwrap();
-        let gone: Vec<u64> = model.keys().copied().step_by(97).collect();
-        for id in &gone {
-            model.remove(id);
-        }
-        col.delete(&gone).unwrap();
+        upsert_model(&col, &mut model, extra);
+        delete_every(&col, &mut model, 97);
         col.close().unwrap();
         drop(col);
         col = Collection::open(dir.path()).unwrap();
@@ -239,22 +250,11 @@ fn flush_writes_the_memory_tier_and_the_next_open_merges_it() {
                 } else {
                     round * 400 + i
                 };
-                Point {
-                    id,
-                    vector: (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
-                    payload: Some(payload(id)),
-                }
+                random_point(&mut rng, id, dim)
             })
             .collect();
-        for p in &pts {
-            model.insert(p.id, p.vector.clone());
-        }
-        col.upsert(pts).unwrap();
-        let gone: Vec<u64> = model.keys().copied().step_by(41).collect();
-        for id in &gone {
-            model.remove(id);
-        }
-        col.delete(&gone).unwrap();
+        upsert_model(&col, &mut model, pts);
+        delete_every(&col, &mut model, 41);
     }
     let check = |col: &Collection| {
         assert_eq!(col.count(), model.len());

@@ -684,19 +684,7 @@ async fn sigterm_drains_an_open_stream_and_a_restart_finds_its_data() {
     drop((acks, ch));
     assert_eq!(server.wait().code(), Some(0));
 
-    let mut server = Server::start(dir.path());
-    let ch = server.connect().await;
-    assert_eq!(
-        points(&ch, None)
-            .count(count())
-            .await
-            .unwrap()
-            .into_inner()
-            .count,
-        60
-    );
-    drop(ch);
-    assert_eq!(server.stop().code(), Some(0));
+    assert_restart_counts(dir.path(), 60).await;
 }
 
 /// A SIGTERM while the collections are still opening (replaying their WAL)
@@ -754,17 +742,21 @@ async fn sigterm_while_replaying_the_wal_exits_cleanly_and_keeps_the_data() {
         "the signal landed during the replay\n{log}"
     );
 
-    let mut server = Server::start(dir.path());
+    assert_restart_counts(dir.path(), n).await;
+}
+
+/// Starts the server on `data` again, checks that "docs" holds `n` points,
+/// and stops it cleanly.
+async fn assert_restart_counts(data: &std::path::Path, n: u64) {
+    let mut server = Server::start(data);
     let ch = server.connect().await;
-    assert_eq!(
-        points(&ch, None)
-            .count(count())
-            .await
-            .unwrap()
-            .into_inner()
-            .count,
-        n
-    );
+    let got = points(&ch, None)
+        .count(count())
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(got, n, "points after a restart");
     drop(ch);
     assert_eq!(server.stop().code(), Some(0));
 }
