@@ -49,6 +49,8 @@ impl Hnsw {
 
     /// Publishes the `n` pre-written slots and links them all, in parallel.
     fn link_all(&self, n: usize, progress: bool) {
+        /// Nodes a build thread links per turn.
+        const LINK_RUN: usize = 16;
         self.len.store(n, Ordering::Release);
         let bar = if progress {
             let b = ProgressBar::new(n as u64);
@@ -64,11 +66,20 @@ impl Hnsw {
             if n > 0 {
                 self.link(space, 0, self.random_level(0), None);
             }
-            (1..n as u32).into_par_iter().for_each(|i| {
-                self.link(space, i, self.random_level(i), None);
-                if i % 1024 == 0 {
-                    bar.inc(1024);
+            // Nodes go in in id order, each thread taking the next small
+            // run (as hnswlib does): the graph grows as in a sequential
+            // build. Splitting the id range instead (rayon's default) had
+            // each thread start far apart, and cost about 0.005 recall@10.
+            let next = std::sync::atomic::AtomicUsize::new(1);
+            rayon::broadcast(|_| loop {
+                let start = next.fetch_add(LINK_RUN, Ordering::Relaxed);
+                if start >= n {
+                    break;
                 }
+                for i in start..(start + LINK_RUN).min(n) {
+                    self.link(space, i as u32, self.random_level(i as u32), None);
+                }
+                bar.inc((LINK_RUN.min(n - start)) as u64);
             });
         });
         bar.finish_and_clear();
