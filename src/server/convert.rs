@@ -85,7 +85,9 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
                 let d = SsdConfig::default();
                 let encoding = match r.ssd_encoding.as_deref() {
                     None => d.spann.encoding,
-                    Some(e) => e.parse().map_err(|m: String| invalid("ssd_encoding", m))?,
+                    Some(e) => e.parse().map_err(|err: crate::hnsw::ParseEncodingError| {
+                        invalid("ssd_encoding", err.to_string())
+                    })?,
                 };
                 Some(SsdConfig {
                     spann: SpannParams {

@@ -6,67 +6,11 @@ use serde::{Deserialize, Serialize};
 use super::{Result, SpannError};
 use crate::hnsw::{HnswParams, VectorEncoding};
 
-/// How vectors are stored inside postings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Encoding {
-    /// Full-precision f32 (no re-ranking needed).
-    F32,
-    /// IEEE half precision; full vectors kept in `vectors.f32` for re-ranking.
-    F16,
-    /// 8-bit scalar quantisation; full vectors kept in `vectors.f32` for re-ranking.
-    Sq8,
-}
-
-impl Encoding {
-    /// Bytes of one encoded vector of dimension `dim`.
-    pub fn code_bytes(self, dim: usize) -> usize {
-        match self {
-            Encoding::F32 => 4 * dim,
-            Encoding::F16 => 2 * dim,
-            Encoding::Sq8 => dim,
-        }
-    }
-
-    pub fn code(self) -> u8 {
-        match self {
-            Encoding::F32 => 0,
-            Encoding::F16 => 1,
-            Encoding::Sq8 => 2,
-        }
-    }
-
-    pub fn from_code(c: u8) -> Option<Self> {
-        match c {
-            0 => Some(Encoding::F32),
-            1 => Some(Encoding::F16),
-            2 => Some(Encoding::Sq8),
-            _ => None,
-        }
-    }
-}
-
-impl std::str::FromStr for Encoding {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" => Ok(Encoding::F32),
-            "f16" => Ok(Encoding::F16),
-            "sq8" => Ok(Encoding::Sq8),
-            _ => Err(format!("unknown encoding {s:?}: expected f32, f16 or sq8")),
-        }
-    }
-}
-
-impl std::fmt::Display for Encoding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Encoding::F32 => "f32",
-            Encoding::F16 => "f16",
-            Encoding::Sq8 => "sq8",
-        })
-    }
-}
+/// How vectors are stored inside postings: the same three encodings (and
+/// the same names and file codes) as the head graph's
+/// [`VectorEncoding`]. With f16 or SQ8 the full vectors are kept in
+/// `vectors.f32` for re-ranking.
+pub use crate::hnsw::VectorEncoding as Encoding;
 
 /// Build and update settings of a SPANN index.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
