@@ -53,9 +53,6 @@ use ssd::SsdTier;
 /// Largest `k` a search may ask for.
 pub const MAX_K: usize = 10_000;
 
-/// Most points re-applied as one batch while replaying the WAL.
-const REPLAY_BATCH: usize = 4096;
-
 /// Where a point's current version lives: a memory segment's node, or
 /// (`seg == SSD`) a vector id of the SSD tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,25 +243,17 @@ impl Collection {
     }
 
     /// Re-applies the WAL from `from` (at open; the caller holds the writer
-    /// lock). Consecutive upsert records are applied as one batch of up to
-    /// [`REPLAY_BATCH`] points, so their graph inserts run in parallel even
-    /// when clients wrote one point at a time; a delete ends a batch. The
-    /// result equals applying record by record: within a batch the id map is
-    /// updated in WAL order, so a repeated id ends with its last version.
-    /// Returns the number of records replayed.
+    /// lock), record by record, logging progress every 5 s. Returns the
+    /// number of records replayed.
+    ///
+    /// (Applying runs of small upsert records as one parallel batch replayed
+    /// about 2× faster, but large parallel batches racing a background merge
+    /// left a stale SSD copy in the model test about 1 run in 40; that race
+    /// is not found yet, so replay keeps each record's own batch.)
     fn replay(&self, w: &mut Writer, from: Lsn) -> Result<usize> {
-        let mut pending: Vec<(PointId, Vec<f32>, Option<Payload>)> = Vec::new();
-        let mut pending_lsn = w.applied;
         let mut records = 0usize;
         let started = std::time::Instant::now();
         let mut last_log = started;
-        let flush = |w: &mut Writer, pending: &mut Vec<_>, lsn: Lsn| -> Result<()> {
-            if !pending.is_empty() {
-                self.apply(w, Op::Upsert(std::mem::take(pending)))?;
-            }
-            w.applied = lsn;
-            Ok(())
-        };
         for rec in self.wal.replay(from)? {
             let rec = rec?;
             let op = record::decode(rec.kind, &rec.payload, self.config.dim).map_err(
@@ -274,21 +263,9 @@ impl Collection {
                     reason: format!("record {}: {reason}", rec.lsn.0),
                 },
             )?;
+            self.apply(w, op)?;
+            w.applied = rec.lsn;
             records += 1;
-            match op {
-                Op::Upsert(points) => {
-                    pending.extend(points);
-                    pending_lsn = rec.lsn;
-                    if pending.len() >= REPLAY_BATCH {
-                        flush(w, &mut pending, pending_lsn)?;
-                    }
-                }
-                Op::Delete(ids) => {
-                    flush(w, &mut pending, pending_lsn)?;
-                    self.apply(w, Op::Delete(ids))?;
-                    w.applied = rec.lsn;
-                }
-            }
             if last_log.elapsed().as_secs() >= 5 {
                 last_log = std::time::Instant::now();
                 tracing::info!(
@@ -301,7 +278,6 @@ impl Collection {
                 );
             }
         }
-        flush(w, &mut pending, pending_lsn)?;
         Ok(records)
     }
 
@@ -400,9 +376,11 @@ impl Collection {
                     let insert = |(id, vector, payload): &(PointId, Vec<f32>, Option<Payload>)| {
                         active.insert(*id, vector, payload.clone())
                     };
-                    // Even two points are worth splitting: one graph insert
-                    // costs far more than handing it to another thread.
-                    let nodes: Vec<NodeId> = if chunk.len() >= 2 {
+                    // (Splitting batches of 2–31 points too made the model
+                    // test fail about 1 run in 30: an SSD copy left live by
+                    // a race with a background merge, not yet found. Larger
+                    // batches may be exposed to it too.)
+                    let nodes: Vec<NodeId> = if chunk.len() >= 32 {
                         chunk.par_iter().map(insert).collect::<Result<_>>()?
                     } else {
                         chunk.iter().map(insert).collect::<Result<_>>()?
