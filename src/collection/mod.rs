@@ -53,6 +53,9 @@ use ssd::SsdTier;
 /// Largest `k` a search may ask for.
 pub const MAX_K: usize = 10_000;
 
+/// Most points re-applied as one batch while replaying the WAL.
+const REPLAY_BATCH: usize = 4096;
+
 /// Where a point's current version lives: a memory segment's node, or
 /// (`seg == SSD`) a vector id of the SSD tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,17 +246,25 @@ impl Collection {
     }
 
     /// Re-applies the WAL from `from` (at open; the caller holds the writer
-    /// lock), record by record, logging progress every 5 s. Returns the
-    /// number of records replayed.
-    ///
-    /// (Applying runs of small upsert records as one parallel batch replayed
-    /// about 2× faster, but large parallel batches racing a background merge
-    /// left a stale SSD copy in the model test about 1 run in 40; that race
-    /// is not found yet, so replay keeps each record's own batch.)
+    /// lock). Consecutive upsert records are applied as one batch of up to
+    /// [`REPLAY_BATCH`] points, so their graph inserts run in parallel even
+    /// when clients wrote one point at a time; a delete ends a batch. The
+    /// result equals applying record by record: within a batch the id map is
+    /// updated in WAL order, so a repeated id ends with its last version.
+    /// Returns the number of records replayed.
     fn replay(&self, w: &mut Writer, from: Lsn) -> Result<usize> {
+        let mut pending: Vec<(PointId, Vec<f32>, Option<Payload>)> = Vec::new();
+        let mut pending_lsn = w.applied;
         let mut records = 0usize;
         let started = std::time::Instant::now();
         let mut last_log = started;
+        let flush = |w: &mut Writer, pending: &mut Vec<_>, lsn: Lsn| -> Result<()> {
+            if !pending.is_empty() {
+                self.apply(w, Op::Upsert(std::mem::take(pending)))?;
+            }
+            w.applied = lsn;
+            Ok(())
+        };
         for rec in self.wal.replay(from)? {
             let rec = rec?;
             let op = record::decode(rec.kind, &rec.payload, self.config.dim).map_err(
@@ -263,9 +274,21 @@ impl Collection {
                     reason: format!("record {}: {reason}", rec.lsn.0),
                 },
             )?;
-            self.apply(w, op)?;
-            w.applied = rec.lsn;
             records += 1;
+            match op {
+                Op::Upsert(points) => {
+                    pending.extend(points);
+                    pending_lsn = rec.lsn;
+                    if pending.len() >= REPLAY_BATCH {
+                        flush(w, &mut pending, pending_lsn)?;
+                    }
+                }
+                Op::Delete(ids) => {
+                    flush(w, &mut pending, pending_lsn)?;
+                    self.apply(w, Op::Delete(ids))?;
+                    w.applied = rec.lsn;
+                }
+            }
             if last_log.elapsed().as_secs() >= 5 {
                 last_log = std::time::Instant::now();
                 tracing::info!(
@@ -278,6 +301,7 @@ impl Collection {
                 );
             }
         }
+        flush(w, &mut pending, pending_lsn)?;
         Ok(records)
     }
 
@@ -376,11 +400,9 @@ impl Collection {
                     let insert = |(id, vector, payload): &(PointId, Vec<f32>, Option<Payload>)| {
                         active.insert(*id, vector, payload.clone())
                     };
-                    // (Splitting batches of 2–31 points too made the model
-                    // test fail about 1 run in 30: an SSD copy left live by
-                    // a race with a background merge, not yet found. Larger
-                    // batches may be exposed to it too.)
-                    let nodes: Vec<NodeId> = if chunk.len() >= 32 {
+                    // Even two points are worth splitting: one graph insert
+                    // costs far more than handing it to another thread.
+                    let nodes: Vec<NodeId> = if chunk.len() >= 2 {
                         chunk.par_iter().map(insert).collect::<Result<_>>()?
                     } else {
                         chunk.iter().map(insert).collect::<Result<_>>()?
@@ -827,7 +849,7 @@ impl Collection {
             }
         }
         if let Some(t) = &tier {
-            for (distance, slot) in t.search(&req.vector, req.k, nprobe)? {
+            for (distance, slot) in self.ssd_candidates(t, &req.vector, req.k, nprobe)? {
                 cands.push((distance, SSD, NodeId(slot)));
             }
         }
@@ -892,6 +914,44 @@ impl Collection {
             })
             .collect();
         Ok(out)
+    }
+
+    /// The SSD tier's nearest copies, enough of them that at least `k` are
+    /// current (or all it has). SPANN also returns copies the id map does
+    /// not point at: those a merge inserted but has not switched to yet
+    /// (their points are current in a memory segment), and replaced or
+    /// deleted ones whose delete is still in flight. Asking it for exactly
+    /// `k` let such copies crowd current ones out of the top `k`, so the
+    /// request doubles until `k` current copies are in hand.
+    fn ssd_candidates(
+        &self,
+        t: &SsdTier,
+        vector: &[f32],
+        k: usize,
+        nprobe: Option<usize>,
+    ) -> Result<Vec<(f32, u32)>> {
+        let mut want = k;
+        loop {
+            let hits = t.search(vector, want, nprobe)?;
+            let current = {
+                let map = self.map.read();
+                hits.iter()
+                    .filter(|&&(_, slot)| {
+                        t.point_id(slot).is_some_and(|id| {
+                            map.get(&id)
+                                == Some(&Loc {
+                                    seg: SSD,
+                                    node: NodeId(slot),
+                                })
+                        })
+                    })
+                    .count()
+            };
+            if current >= k || hits.len() < want || want >= MAX_K * 4 {
+                return Ok(hits);
+            }
+            want = (want * 2).max(want + 16);
+        }
     }
 
     /// Runs several searches in parallel.

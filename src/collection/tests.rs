@@ -247,19 +247,20 @@ fn checkpoint_stats_and_wal_bytes_follow_checkpoints() {
     col.close().unwrap();
 }
 
-/// Replaying a long WAL of single-point upserts (repeating ids, with deletes
-/// between them) restores exactly what was written, also when the reopen
-/// uses a smaller memory tier than the writes did, so the replay rotates
-/// segments and merges them into the SSD tier while it runs.
+/// Replay coalesces runs of upsert records into parallel batches; the
+/// result must equal applying record by record: single-point upserts that
+/// repeat ids, deletes between them, more records than one replay batch
+/// holds, and rotations inside a coalesced batch (the reopen uses a smaller
+/// memory tier than the writes did).
 #[test]
-fn replay_of_many_small_records_restores_every_write() {
+fn replay_in_batches_equals_record_by_record() {
     let dir = tempfile::tempdir().unwrap();
     let dim = 4;
     let col = Collection::create(dir.path(), config(dim, Metric::L2, 20_000)).unwrap();
     let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
     let mut rng = SmallRng::seed_from_u64(11);
     let mut records = 0;
-    while records < 6500 {
+    while records < REPLAY_BATCH + 2500 {
         if rng.gen_range(0..50) == 0 {
             let ids: Vec<u64> = (0..rng.gen_range(1..20))
                 .map(|_| rng.gen_range(0..3000))
@@ -316,5 +317,52 @@ fn replay_of_many_small_records_restores_every_write() {
             .collect();
         assert_eq!(got, brute(&model, Metric::L2, &q, 10));
     }
+    col.close().unwrap();
+}
+
+/// SSD copies the id map does not name (a merge's copies before it switches
+/// the map to them, or replaced ones whose delete is in flight) must not
+/// crowd current points out of a top-k: the tier is asked for more until
+/// it yields `k` current ones.
+#[test]
+fn ssd_copies_the_map_does_not_name_never_crowd_out_current_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 4;
+    let col = Collection::create(dir.path(), config(dim, Metric::L2, 1000)).unwrap();
+    let mut rng = SmallRng::seed_from_u64(5);
+    let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+    let pts: Vec<Point> = (0..300)
+        .map(|id| {
+            let vector: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            model.insert(id, vector.clone());
+            Point {
+                id,
+                vector,
+                payload: None,
+            }
+        })
+        .collect();
+    col.upsert(pts).unwrap();
+    col.checkpoint_all().unwrap();
+    assert_eq!(col.stats().ssd_points, 300);
+    let q: Vec<f32> = vec![0.1, -0.2, 0.3, 0.05];
+    // Twenty copies right on the query, under ids the map does not know.
+    let tier = col.ssd.read().clone().unwrap();
+    let ids: Vec<u64> = (10_000..10_020).collect();
+    let vectors: Vec<f32> = ids.iter().flat_map(|_| q.clone()).collect();
+    tier.insert(&ids, &vectors, vec![None; ids.len()]).unwrap();
+    let got: Vec<u64> = col
+        .search(&SearchRequest {
+            vector: q.clone(),
+            k: 10,
+            ef: Some(1000),
+            nprobe: Some(100_000),
+            ..Default::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(got, brute(&model, Metric::L2, &q, 10));
     col.close().unwrap();
 }
