@@ -2,32 +2,27 @@
 
 use std::process::Command;
 
-use crate::common::{minilm, quiver_bin};
+use crate::common::{minilm, quiver_bin, run_ok};
 
 #[test]
 fn bench_synthetic_writes_json_report() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let out = Command::new(quiver_bin())
-        .args([
-            "bench",
-            "--synthetic",
-            "3000,16",
-            "--ef",
-            "10,80",
-            "--runs",
-            "1",
-            "--log",
-            "warn",
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(quiver_bin())
+            .args([
+                "bench",
+                "--synthetic",
+                "3000,16",
+                "--ef",
+                "10,80",
+                "--runs",
+                "1",
+                "--log",
+                "warn",
+                "--json",
+            ])
+            .arg(&json),
     );
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["index"], "hnsw");
@@ -54,37 +49,27 @@ fn gt_then_bench_with_gt_file() {
     let q = data.split_off(2000);
     quiver::dataset::save_vectors(&base, &data).unwrap();
     quiver::dataset::save_vectors(&query, &q).unwrap();
-    let out = Command::new(quiver_bin())
-        .args(["gt", "--k", "10", "--metric", "l2", "--base"])
-        .arg(&base)
-        .arg("--query")
-        .arg(&query)
-        .arg("--out")
-        .arg(&gt)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(quiver_bin())
+            .args(["gt", "--k", "10", "--metric", "l2", "--base"])
+            .arg(&base)
+            .arg("--query")
+            .arg(&query)
+            .arg("--out")
+            .arg(&gt),
     );
     let truth = quiver::dataset::load_neighbors(&gt).unwrap();
     assert_eq!((truth.len(), truth.k), (100, 10));
-    let out = Command::new(quiver_bin())
-        .args([
-            "bench", "--metric", "l2", "--ef", "200", "--runs", "1", "--log", "warn", "--base",
-        ])
-        .arg(&base)
-        .arg("--query")
-        .arg(&query)
-        .arg("--gt")
-        .arg(&gt)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(quiver_bin())
+            .args([
+                "bench", "--metric", "l2", "--ef", "200", "--runs", "1", "--log", "warn", "--base",
+            ])
+            .arg(&base)
+            .arg("--query")
+            .arg(&query)
+            .arg("--gt")
+            .arg(&gt),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let recall: f64 = stdout
@@ -179,32 +164,27 @@ fn bad_input_exits_nonzero_with_a_message() {
 #[test]
 fn bench_on_real_data_subset() {
     let Some(d) = minilm() else { return };
-    let out = Command::new(quiver_bin())
-        .args([
-            "bench",
-            "--metric",
-            "cosine",
-            "--limit",
-            "5000",
-            "--query-limit",
-            "100",
-            "--ef",
-            "64",
-            "--runs",
-            "1",
-            "--log",
-            "warn",
-            "--base",
-        ])
-        .arg(d.join("base.fbin"))
-        .arg("--query")
-        .arg(d.join("query.fbin"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(quiver_bin())
+            .args([
+                "bench",
+                "--metric",
+                "cosine",
+                "--limit",
+                "5000",
+                "--query-limit",
+                "100",
+                "--ef",
+                "64",
+                "--runs",
+                "1",
+                "--log",
+                "warn",
+                "--base",
+            ])
+            .arg(d.join("base.fbin"))
+            .arg("--query")
+            .arg(d.join("query.fbin")),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let recall: f64 = stdout

@@ -36,3 +36,54 @@ pub fn python_has(modules: &str) -> bool {
     }
     ok
 }
+
+/// Runs `cmd`, asserts it exits 0 (printing its stderr when not), and
+/// returns its output.
+pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().expect("start the command");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Bulk-builds a SPANN index of `base` in `dir` with default open options.
+pub fn build_spann(
+    dir: &std::path::Path,
+    base: &quiver::dataset::VectorSet,
+    metric: quiver::distance::Metric,
+    params: quiver::spann::SpannParams,
+) -> quiver::spann::Spann {
+    quiver::spann::Spann::build(
+        dir,
+        base.clone(),
+        metric,
+        params,
+        quiver::spann::OpenOptions::default(),
+        false,
+    )
+    .unwrap()
+}
+
+/// Recall@10 of `index` over `queries` at `nprobe` (other search settings default).
+pub fn spann_recall(
+    index: &quiver::spann::Spann,
+    queries: &quiver::dataset::VectorSet,
+    gt: &quiver::dataset::Neighbors,
+    nprobe: usize,
+) -> f64 {
+    let sp = quiver::spann::SearchParams {
+        nprobe,
+        ..Default::default()
+    };
+    let results: Vec<Vec<u32>> = queries
+        .rows()
+        .map(|q| {
+            let hits = index.search(q, 10, &sp).unwrap().0;
+            hits.iter().map(|h| h.id).collect()
+        })
+        .collect();
+    quiver::dataset::recall_at_k(&results, gt, 10)
+}

@@ -7,7 +7,7 @@ use quiver::dataset::{self, VectorSet};
 use quiver::distance::Metric;
 use quiver::spann::{Encoding, IoMode, OpenOptions, SearchParams, Spann, SpannError, SpannParams};
 
-use crate::common::{minilm, quiver_bin};
+use crate::common::{build_spann as build, minilm, quiver_bin, run_ok, spann_recall};
 
 fn small_params(encoding: Encoding) -> SpannParams {
     SpannParams {
@@ -48,18 +48,6 @@ fn brute_force(base: &VectorSet, q: &[f32], k: usize, metric: Metric) -> Vec<f32
     d.sort_by(f32::total_cmp);
     d.truncate(k);
     d
-}
-
-fn build(dir: &Path, base: &VectorSet, metric: Metric, params: SpannParams) -> Spann {
-    Spann::build(
-        dir,
-        base.clone(),
-        metric,
-        params,
-        OpenOptions::default(),
-        false,
-    )
-    .unwrap()
 }
 
 #[test]
@@ -384,21 +372,7 @@ fn incremental_half_matches_full_rebuild_on_minilm() {
         nprobe: 16,
         ..SearchParams::default()
     };
-    let recall = |index: &Spann| {
-        let res: Vec<Vec<u32>> = queries
-            .rows()
-            .map(|q| {
-                index
-                    .search(q, 10, &sp)
-                    .unwrap()
-                    .0
-                    .iter()
-                    .map(|h| h.id)
-                    .collect()
-            })
-            .collect();
-        dataset::recall_at_k(&res, &gt, 10)
-    };
+    let recall = |index: &Spann| spann_recall(index, &queries, &gt, sp.nprobe);
     let full_dir = tempfile::tempdir().unwrap();
     let full = build(full_dir.path(), &base, Metric::Cosine, params);
     let r_full = recall(&full);
@@ -469,48 +443,38 @@ fn cli_index_then_bench_spann_writes_json() {
     dataset::save_vectors(&base, &all).unwrap();
     dataset::save_vectors(&query, &q).unwrap();
     let idx = dir.path().join("idx");
-    let out = std::process::Command::new(quiver_bin())
-        .args([
-            "index",
-            "--index",
-            "spann",
-            "--metric",
-            "l2",
-            "--head-ratio",
-            "0.05",
-            "--log",
-            "warn",
-            "--base",
-        ])
-        .arg(&base)
-        .arg("--out")
-        .arg(&idx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        std::process::Command::new(quiver_bin())
+            .args([
+                "index",
+                "--index",
+                "spann",
+                "--metric",
+                "l2",
+                "--head-ratio",
+                "0.05",
+                "--log",
+                "warn",
+                "--base",
+            ])
+            .arg(&base)
+            .arg("--out")
+            .arg(&idx),
     );
     let json = dir.path().join("r.json");
-    let out = std::process::Command::new(quiver_bin())
-        .args([
-            "bench", "--index", "spann", "--metric", "l2", "--nprobe", "4,64", "--runs", "1",
-            "--log", "warn", "--base",
-        ])
-        .arg(&base)
-        .arg("--query")
-        .arg(&query)
-        .arg("--load")
-        .arg(&idx)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        std::process::Command::new(quiver_bin())
+            .args([
+                "bench", "--index", "spann", "--metric", "l2", "--nprobe", "4,64", "--runs", "1",
+                "--log", "warn", "--base",
+            ])
+            .arg(&base)
+            .arg("--query")
+            .arg(&query)
+            .arg("--load")
+            .arg(&idx)
+            .arg("--json")
+            .arg(&json),
     );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(r["index"], "spann");

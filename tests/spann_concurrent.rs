@@ -16,7 +16,7 @@ use quiver::spann::meta::Meta;
 use quiver::spann::posting::PAGE;
 use quiver::spann::{Encoding, OpenOptions, SearchParams, Spann, SpannError, SpannParams};
 
-use crate::common::minilm;
+use crate::common::{minilm, spann_recall};
 
 fn params(pages: u32) -> SpannParams {
     SpannParams {
@@ -481,25 +481,7 @@ fn index_grown_from_empty_recalls_close_to_a_bulk_build_on_minilm() {
         max_posting_pages: 20,
         ..SpannParams::default()
     };
-    let recall = |index: &Spann, nprobe: usize| {
-        let sp = SearchParams {
-            nprobe,
-            ..SearchParams::default()
-        };
-        let res: Vec<Vec<u32>> = queries
-            .rows()
-            .map(|q| {
-                index
-                    .search(q, 10, &sp)
-                    .unwrap()
-                    .0
-                    .iter()
-                    .map(|h| h.id)
-                    .collect()
-            })
-            .collect();
-        dataset::recall_at_k(&res, &gt, 10)
-    };
+    let recall = |index: &Spann, nprobe: usize| spann_recall(index, &queries, &gt, nprobe);
     let bulk_dir = tempfile::tempdir().unwrap();
     let bulk = Spann::build(
         bulk_dir.path(),

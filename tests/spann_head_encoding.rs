@@ -2,14 +2,12 @@
 //! against f32 heads, memory, reopen, splits into a quantised head graph,
 //! old settings, a mismatched head file and the CLI flag.
 
-use std::path::Path;
-
-use quiver::dataset::{self, VectorSet};
+use quiver::dataset;
 use quiver::distance::Metric;
 use quiver::hnsw::{Hnsw, VectorEncoding};
 use quiver::spann::{OpenOptions, SearchParams, Spann, SpannError, SpannParams};
 
-use crate::common::quiver_bin;
+use crate::common::{build_spann as build, quiver_bin, run_ok, spann_recall as recall};
 
 fn params(head_encoding: VectorEncoding) -> SpannParams {
     SpannParams {
@@ -18,33 +16,6 @@ fn params(head_encoding: VectorEncoding) -> SpannParams {
         head_encoding,
         ..SpannParams::default()
     }
-}
-
-fn build(dir: &Path, base: &VectorSet, metric: Metric, params: SpannParams) -> Spann {
-    Spann::build(
-        dir,
-        base.clone(),
-        metric,
-        params,
-        OpenOptions::default(),
-        false,
-    )
-    .unwrap()
-}
-
-fn recall(index: &Spann, queries: &VectorSet, gt: &dataset::Neighbors, nprobe: usize) -> f64 {
-    let sp = SearchParams {
-        nprobe,
-        ..SearchParams::default()
-    };
-    let results: Vec<Vec<u32>> = queries
-        .rows()
-        .map(|q| {
-            let hits = index.search(q, 10, &sp).unwrap().0;
-            hits.iter().map(|h| h.id).collect()
-        })
-        .collect();
-    dataset::recall_at_k(&results, gt, 10)
 }
 
 #[test]
@@ -168,50 +139,40 @@ fn cli_head_encoding_flag() {
     dataset::save_vectors(&base, &all).unwrap();
     dataset::save_vectors(&query, &q).unwrap();
     let idx = dir.path().join("idx");
-    let out = std::process::Command::new(quiver_bin())
-        .args([
-            "index",
-            "--index",
-            "spann",
-            "--metric",
-            "cosine",
-            "--head-ratio",
-            "0.05",
-            "--head-encoding",
-            "sq8",
-            "--log",
-            "warn",
-            "--base",
-        ])
-        .arg(&base)
-        .arg("--out")
-        .arg(&idx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        std::process::Command::new(quiver_bin())
+            .args([
+                "index",
+                "--index",
+                "spann",
+                "--metric",
+                "cosine",
+                "--head-ratio",
+                "0.05",
+                "--head-encoding",
+                "sq8",
+                "--log",
+                "warn",
+                "--base",
+            ])
+            .arg(&base)
+            .arg("--out")
+            .arg(&idx),
     );
     let json = dir.path().join("r.json");
-    let out = std::process::Command::new(quiver_bin())
-        .args([
-            "bench", "--index", "spann", "--metric", "cosine", "--nprobe", "64", "--runs", "1",
-            "--log", "warn", "--base",
-        ])
-        .arg(&base)
-        .arg("--query")
-        .arg(&query)
-        .arg("--load")
-        .arg(&idx)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        std::process::Command::new(quiver_bin())
+            .args([
+                "bench", "--index", "spann", "--metric", "cosine", "--nprobe", "64", "--runs", "1",
+                "--log", "warn", "--base",
+            ])
+            .arg(&base)
+            .arg("--query")
+            .arg(&query)
+            .arg("--load")
+            .arg(&idx)
+            .arg("--json")
+            .arg(&json),
     );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(r["spann"]["params"]["head_encoding"], "sq8");

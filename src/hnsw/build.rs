@@ -79,7 +79,7 @@ impl Hnsw {
                 for i in start..(start + LINK_RUN).min(n) {
                     self.link(space, i as u32, self.random_level(i as u32), None);
                 }
-                bar.inc((LINK_RUN.min(n - start)) as u64);
+                bar.inc(LINK_RUN.min(n - start) as u64);
             });
         });
         bar.finish_and_clear();

@@ -12,7 +12,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::codec::CodeDistance;
-use super::posting::{decode_posting, PAGE};
+use super::posting::{decode_posting, PostingView, PAGE};
 use super::slots::State;
 use super::versions;
 use super::{assign, PostingSlot, Result, SearchParams, Spann, SpannError};
@@ -191,6 +191,33 @@ impl Spann {
         &heads[..n.max(1)]
     }
 
+    /// Decodes the posting of head `h` that `slot` points at from `buf`
+    /// (its pages) and checks that it is that head's, with the slot's entry
+    /// count: anything else is a `Corrupt` error naming file and offset.
+    pub(super) fn checked_posting<'b>(
+        &self,
+        h: u32,
+        slot: PostingSlot,
+        buf: &'b [u8],
+    ) -> Result<PostingView<'b>> {
+        let file = self.postings_file.path();
+        let offset = slot.first_page * PAGE as u64;
+        let view = decode_posting(&buf[..slot.bytes as usize], self.layout, file, offset)?;
+        if view.head != h || view.len() != slot.count as usize {
+            return Err(SpannError::corrupt(
+                file,
+                offset,
+                format!(
+                    "posting of head {} with {} entries where head {h} with {} was expected",
+                    view.head,
+                    view.len(),
+                    slot.count
+                ),
+            ));
+        }
+        Ok(view)
+    }
+
     /// Runs `read(item, cached)` for every item, results in any order.
     /// First, on this thread, with `cached` set: `read` answers only from
     /// the page cache (`None` for a miss), which costs no thread hand-off
@@ -236,24 +263,7 @@ impl Spann {
         let file = &self.postings_file;
         let scan = |buf: &[u8]| {
             let offset = slot.first_page * PAGE as u64;
-            let view = decode_posting(
-                &buf[..slot.bytes as usize],
-                self.layout,
-                file.path(),
-                offset,
-            )?;
-            if view.head != h || view.len() != slot.count as usize {
-                return Err(SpannError::corrupt(
-                    file.path(),
-                    offset,
-                    format!(
-                        "posting of head {} with {} entries where head {h} with {} was expected",
-                        view.head,
-                        view.len(),
-                        slot.count
-                    ),
-                ));
-            }
+            let view = self.checked_posting(h, slot, buf)?;
             let mut heap = BinaryHeap::with_capacity(r.min(view.len()) + 1);
             for (i, e) in view.iter().enumerate() {
                 let Some(w) = self.versions.word(e.id) else {

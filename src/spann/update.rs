@@ -22,7 +22,7 @@ use parking_lot::MutexGuard;
 use rayon::prelude::*;
 
 use super::epoch::Deferred;
-use super::posting::{decode_posting, PostingBuilder, PAGE};
+use super::posting::{PostingBuilder, PAGE};
 use super::slots::{Cell, State};
 use super::versions::{self, VERSION_MASK};
 use super::{assign, PostingSlot, Result, Spann, SpannError};
@@ -742,24 +742,7 @@ impl Spann {
         let mut tmp = Vec::with_capacity(dim);
         let lossy = self.codec.lossy();
         file.read_pages(slot.first_page, pages, |buf| -> Result<()> {
-            let view = decode_posting(
-                &buf[..slot.bytes as usize],
-                self.layout,
-                file.path(),
-                offset,
-            )?;
-            if view.head != h || view.len() != slot.count as usize {
-                return Err(SpannError::corrupt(
-                    file.path(),
-                    offset,
-                    format!(
-                        "posting of head {} with {} entries where head {h} with {} was expected",
-                        view.head,
-                        view.len(),
-                        slot.count
-                    ),
-                ));
-            }
+            let view = self.checked_posting(h, slot, buf)?;
             // id -> (is leaving, index)
             let mut at: HashMap<u32, (bool, usize)> = HashMap::with_capacity(view.len());
             for (i, e) in view.iter().enumerate() {
