@@ -1,4 +1,5 @@
-//! Checks of `deploy/` (no Docker engine or cluster runs in CI): every YAML
+//! Checks of `deploy/` without a Docker engine (deploy/test-container.sh
+//! builds and runs the image, under `.ci/run`): every YAML
 //! file parses (PyYAML's `safe_load_all`; skipped with a note when PyYAML is
 //! missing, except under CI), the manifests agree with each other and with
 //! the Dockerfile (ports, uid, names, secret keys, probes), and the image's
@@ -67,10 +68,22 @@ const K8S: [&str; 4] = [
 #[test]
 fn dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
     let df = dockerfile();
+    // One runtime stage, reached two ways: on the host's binary
+    // (`runtime-prebuilt`, for machines without a registry) or on one
+    // compiled in the `builder` stage (`runtime`, the default target).
     let stages: Vec<&str> = df.lines().filter(|l| l.starts_with("FROM ")).collect();
-    assert_eq!(stages.len(), 2, "{stages:?}");
-    assert!(stages[1].contains("debian:bookworm-slim"));
-    assert!(df.contains("--mount=type=cache,target=/usr/local/cargo/registry"));
+    assert_eq!(
+        stages,
+        [
+            "FROM ${BASE_IMAGE} AS runtime-base",
+            "FROM runtime-base AS runtime-prebuilt",
+            "FROM rust:${RUST_VERSION}-slim-bookworm AS builder",
+            "FROM runtime-base AS runtime",
+        ]
+    );
+    assert!(df.contains("ARG BASE_IMAGE=debian:bookworm-slim"));
+    assert!(df.contains("COPY target/release/quiver /usr/local/bin/quiver"));
+    assert!(df.contains("COPY --from=builder /out/quiver /usr/local/bin/quiver"));
     assert!(df.contains("cargo build --release --locked --bin quiver"));
     for needle in [
         "QUIVER_DATA=/data",
@@ -86,6 +99,8 @@ fn dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
     }
     assert_eq!(&healthcheck_cmd()[..2], ["quiver", "health"]);
     let ignore = read(".dockerignore");
+    // The host-built binary is the one file of target/ in the context.
+    assert!(ignore.lines().any(|l| l == "!target/release/quiver"));
     for needle in [
         "target/",
         "quiver-data/",
@@ -159,11 +174,16 @@ fn compose_file_parses_and_matches_the_image() {
         .as_object()
         .unwrap()
         .contains_key("quiver-data"));
-    let test = svc["healthcheck"]["test"].as_array().unwrap();
-    assert!(
-        test[1].as_str().unwrap().contains("quiver health"),
-        "{test:?}"
-    );
+    // The same probe as the image's HEALTHCHECK.
+    let test: Vec<&str> = svc["healthcheck"]["test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(test[0], "CMD");
+    assert_eq!(test[1..], healthcheck_cmd());
+    assert!(svc["image"].as_str().unwrap().contains("quiver:latest"));
     assert!(svc["stop_grace_period"].as_str().is_some());
 }
 

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Container tests of the quiver image, run by .ci/run (and by hand:
+# `bash deploy/test-container.sh` from the repository root, as root or a
+# member of the docker group; the base image needs root once).
+#
+# Builds the registry-free image (deploy/base-image.sh + the Dockerfile's
+# `runtime-prebuilt` target on target/release/quiver), then checks, with real
+# data (../shared/datasets/minilm-npm-384, the first $N vectors):
+#   1. `docker run` with a named volume, QUIVER_API_KEYS, --read-only,
+#      --cap-drop ALL and --user 10001: the HEALTHCHECK turns healthy, the
+#      server runs as uid 10001 with no capabilities;
+#   2. `quiver import` from the host through the published port with the
+#      key, then `quiver query` reaches the recall the same import gets from a
+#      server outside the container (within 0.02: concurrent HNSW inserts are
+#      not deterministic);
+#   3. `docker kill -s KILL` + `docker start`: the count and a sample of
+#      vectors are intact (deploy/check_points.py);
+#   4. `docker stop` exits 0 within the grace period, and the next start
+#      replays nothing: its "collection opened" log line says replayed=0;
+#   5. `docker-compose -f deploy/docker-compose.yml up -d` on the same image
+#      turns healthy and answers a search; `down` keeps the volume.
+# Prints the image size and the time from `docker run` to healthy.
+#
+# Without a Docker engine or the dataset it skips (exit 0) with a message,
+# except under CI=true, where that is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N="${N:-3000}"
+KEY="ci-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+IMAGE="${QUIVER_IMAGE:-quiver:latest}"
+DATA="${QUIVER_DATASETS:-../shared/datasets}/minilm-npm-384"
+BIN="$PWD/target/release/quiver"
+run_id="qvtest$$"
+t0_all=$(date +%s)
+
+say() { echo "container-test: $*" >&2; }
+fail() { say "FAIL: $*"; exit 1; }
+skip() {
+    if [[ -n "${CI:-}" ]]; then fail "$* (required under CI)"; fi
+    say "skipped: $*"
+    exit 0
+}
+
+docker info >/dev/null 2>&1 || skip "no Docker engine (docker info failed)"
+[[ -f "$DATA/base.fbin" && -f "$DATA/query.fbin" ]] || skip "no dataset at $DATA"
+command -v docker-compose >/dev/null || skip "docker-compose is missing"
+python3 -c "import grpc, grpc_tools" 2>/dev/null || skip "python3 lacks grpcio/grpcio-tools"
+[[ -x "$BIN" ]] || { say "building $BIN"; cargo build --release --bin quiver; }
+
+tmp="$(mktemp -d /tmp/quiver-container-test.XXXXXX)"
+host_pid=""
+cleanup() {
+    set +e
+    [[ -n "$host_pid" ]] && kill "$host_pid" 2>/dev/null
+    docker rm -f "$run_id" >/dev/null 2>&1
+    docker-compose -p "$run_id" -f deploy/docker-compose.yml down -v >/dev/null 2>&1
+    docker volume rm -f "$run_id-data" >/dev/null 2>&1
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+
+# Waits until container $1 reports healthy; fails on unhealthy/exit/timeout.
+wait_healthy() {
+    local c="$1" deadline=$(($(date +%s) + ${2:-120})) st
+    while :; do
+        st="$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$c")"
+        case "$st" in
+            running/healthy) return 0 ;;
+            running/unhealthy | exited/* | dead/*)
+                docker logs --tail 30 "$c" >&2 || true
+                fail "$c is $st" ;;
+        esac
+        (($(date +%s) < deadline)) || { docker logs --tail 30 "$c" >&2; fail "$c not healthy in time ($st)"; }
+        sleep 0.2
+    done
+}
+
+recall_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["recall"])' "$1"; }
+
+# --- image -------------------------------------------------------------------
+if [[ $(id -u) == 0 ]]; then
+    bash deploy/base-image.sh
+else
+    sudo -n bash deploy/base-image.sh || fail "deploy/base-image.sh needs root"
+fi
+t0=$(date +%s)
+docker build -q -f deploy/Dockerfile --target runtime-prebuilt \
+    --build-arg BASE_IMAGE=quiver-base:bookworm -t "$IMAGE" . >/dev/null
+size_mb=$(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f", $1/1e6}')
+say "built $IMAGE in $(($(date +%s) - t0)) s: ${size_mb} MB"
+
+say "stubs and ground truth for the first $N vectors"
+python3 examples/python/gen_stubs.py --out "$tmp/stubs" >/dev/null
+"$BIN" --log warn gt --base "$DATA/base.fbin" --query "$DATA/query.fbin" --k 10 \
+    --metric cosine --limit "$N" --out "$tmp/gt.ibin"
+
+# --- the reference: the same import into a server outside the container -------
+hport=$(free_port)
+QUIVER_DATA="$tmp/host" QUIVER_ADDR="127.0.0.1:$hport" QUIVER_METRICS_ADDR="127.0.0.1:$(free_port)" \
+    "$BIN" --log warn serve >"$tmp/host.log" 2>&1 &
+host_pid=$!
+for _ in $(seq 100); do "$BIN" --log error health --addr "127.0.0.1:$hport" >/dev/null 2>&1 && break; sleep 0.1; done
+"$BIN" --log warn import --addr "127.0.0.1:$hport" --collection npm --create --metric cosine \
+    --input "$DATA/base.fbin" --limit "$N"
+"$BIN" --log warn query --addr "127.0.0.1:$hport" --collection npm --queries "$DATA/query.fbin" \
+    --gt "$tmp/gt.ibin" --k 10 --json "$tmp/host.json" >/dev/null
+kill "$host_pid"; wait "$host_pid" || true; host_pid=""
+host_recall=$(recall_of "$tmp/host.json")
+
+# --- 1. run with the Kubernetes security context ------------------------------
+port=$(free_port)
+addr="127.0.0.1:$port"
+t_run=$(now_ms)
+docker run -d --name "$run_id" -p "$addr:6334" -v "$run_id-data:/data" \
+    -e QUIVER_API_KEYS="$KEY" --read-only --cap-drop ALL --user 10001 \
+    --stop-timeout 60 "$IMAGE" >/dev/null
+wait_healthy "$run_id"
+healthy_ms=$(($(now_ms) - t_run))
+say "1. healthy $healthy_ms ms after docker run (HEALTHCHECK interval 5 s)"
+uid=$(docker exec "$run_id" id -u)
+[[ "$uid" == 10001 ]] || fail "server runs as uid $uid"
+cap=$(docker exec "$run_id" sh -c 'grep CapEff /proc/1/status' | awk '{print $2}')
+[[ "$cap" =~ ^0+$ ]] || fail "server has capabilities $cap"
+[[ $(docker inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$run_id") == true ]] || fail "root fs writable"
+say "1. uid 10001, CapEff $cap, read-only root fs"
+
+# --- 2. import and query through the published port ---------------------------
+if "$BIN" --log error import --addr "$addr" --collection npm --create --metric cosine \
+    --input "$DATA/base.fbin" --limit 10 2>/dev/null; then
+    fail "an import without the API key was accepted"
+fi
+"$BIN" --log warn import --addr "$addr" --api-key "$KEY" --collection npm --create \
+    --metric cosine --input "$DATA/base.fbin" --limit "$N"
+"$BIN" --log warn query --addr "$addr" --api-key "$KEY" --collection npm \
+    --queries "$DATA/query.fbin" --gt "$tmp/gt.ibin" --k 10 --json "$tmp/c.json" >/dev/null
+c_recall=$(recall_of "$tmp/c.json")
+python3 -c "import sys; a,b=map(float,sys.argv[1:]); sys.exit(abs(a-b) > 0.02)" \
+    "$c_recall" "$host_recall" || fail "recall $c_recall in the container, $host_recall outside"
+say "2. recall@10 $c_recall in the container, $host_recall outside ($N vectors, 1000 queries)"
+
+check() {
+    python3 deploy/check_points.py --stubs "$tmp/stubs" --addr "$addr" --api-key "$KEY" \
+        --collection npm --fbin "$DATA/base.fbin" --n "$N" >&2 || fail "$1"
+}
+
+# --- 3. kill -9 and start again -----------------------------------------------
+docker kill -s KILL "$run_id" >/dev/null
+docker wait "$run_id" >/dev/null || true
+docker start "$run_id" >/dev/null
+wait_healthy "$run_id"
+check "points lost after docker kill -s KILL"
+say "3. after kill -9 + start: every point intact"
+
+# --- 4. docker stop: exit 0 in the grace period, nothing to replay ------------
+t_stop=$(now_ms)
+docker stop -t 60 "$run_id" >/dev/null
+stop_ms=$(($(now_ms) - t_stop))
+code=$(docker inspect -f '{{.State.ExitCode}}' "$run_id")
+[[ "$code" == 0 ]] || { docker logs --tail 20 "$run_id" >&2; fail "docker stop: exit code $code"; }
+((stop_ms < 60000)) || fail "docker stop took $stop_ms ms (grace 60 s)"
+docker start "$run_id" >/dev/null
+wait_healthy "$run_id"
+docker logs "$run_id" 2>&1 | python3 -c '
+import json, sys
+opened = []
+for line in sys.stdin:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        continue
+    f = rec.get("fields", {})
+    if f.get("message") == "collection opened":
+        opened.append(f)
+if not opened:
+    sys.exit("no \"collection opened\" log line after the restart")
+last = opened[-1]
+if last.get("replayed") != 0:
+    sys.exit(f"the start after docker stop replayed {last.get(\"replayed\")} WAL records")
+print(f"container-test: 4. restart after docker stop replayed 0 records ({last.get(\"points\")} points)", file=sys.stderr)
+' || fail "the start after a clean stop replayed the WAL"
+check "points lost after docker stop + start"
+say "4. docker stop: exit 0 in $stop_ms ms"
+docker rm -f "$run_id" >/dev/null
+
+# --- 5. compose ---------------------------------------------------------------
+cport=$(free_port)
+mport=$(free_port)
+export QUIVER_API_KEYS="$KEY" QUIVER_IMAGE="$IMAGE" QUIVER_GRPC_PORT="$cport" QUIVER_METRICS_PORT="$mport"
+docker-compose -p "$run_id" -f deploy/docker-compose.yml up -d --no-build 2>"$tmp/compose.log" \
+    || { cat "$tmp/compose.log" >&2; fail "docker-compose up"; }
+cid=$(docker-compose -p "$run_id" -f deploy/docker-compose.yml ps -q quiver)
+wait_healthy "$cid"
+caddr="127.0.0.1:$cport"
+"$BIN" --log warn import --addr "$caddr" --api-key "$KEY" --collection npm --create \
+    --metric cosine --input "$DATA/base.fbin" --limit "$N"
+"$BIN" --log warn query --addr "$caddr" --api-key "$KEY" --collection npm \
+    --queries "$DATA/query.fbin" --gt "$tmp/gt.ibin" --k 10 --limit 100 --json "$tmp/compose.json" >/dev/null
+curl -fsS "http://127.0.0.1:$mport/metrics" >/dev/null 2>&1 \
+    || python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1]).read()" \
+        "http://127.0.0.1:$mport/metrics" || fail "compose: no /metrics on $mport"
+docker-compose -p "$run_id" -f deploy/docker-compose.yml down 2>>"$tmp/compose.log"
+docker volume inspect "${run_id}_quiver-data" >/dev/null 2>&1 || fail "compose down removed the volume"
+say "5. compose: healthy, recall@10 $(recall_of "$tmp/compose.json") on 100 queries, /metrics served, volume kept by down"
+
+say "all passed in $(($(date +%s) - t0_all)) s; image ${size_mb} MB, docker run to healthy ${healthy_ms} ms"
