@@ -104,7 +104,7 @@ fn concurrent_writers_and_searchers_match_the_model() {
                                 model.remove(id);
                             }
                             col.delete(&ids).unwrap();
-                            for r in col.get(&ids, false, false) {
+                            for r in col.get(&ids, false, false).unwrap() {
                                 assert!(r.is_none(), "seed={seed}: deleted id still readable");
                             }
                         }

@@ -74,6 +74,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
         let ids: Vec<u64> = (0..ID_SPACE).collect();
         let got: Vec<Option<u64>> = col
             .get(&ids, true, true)
+            .unwrap()
             .into_iter()
             .map(|r| {
                 r.map(|r| {

@@ -95,7 +95,7 @@ fn points_move_to_the_ssd_tier_and_stay_correct_across_reopen() {
             }
         }
         let ids: Vec<u64> = model.keys().copied().take(50).collect();
-        for (id, r) in ids.iter().zip(col.get(&ids, true, true)) {
+        for (id, r) in ids.iter().zip(col.get(&ids, true, true).unwrap()) {
             let r = r.unwrap_or_else(|| panic!("get {id}"));
             assert_eq!(r.vector.as_ref(), Some(&model[id]));
         }
@@ -259,7 +259,7 @@ fn flush_writes_the_memory_tier_and_the_next_open_merges_it() {
     let check = |col: &Collection| {
         assert_eq!(col.count(), model.len());
         let ids: Vec<u64> = model.keys().copied().collect();
-        for (id, r) in ids.iter().zip(col.get(&ids, true, true)) {
+        for (id, r) in ids.iter().zip(col.get(&ids, true, true).unwrap()) {
             let r = r.unwrap_or_else(|| panic!("get {id}"));
             assert_eq!(r.vector.as_ref(), Some(&model[id]));
             assert_eq!(r.payload.as_ref(), Some(&payload(*id)));

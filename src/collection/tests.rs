@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::replay::REPLAY_BATCH;
 use super::*;
 use crate::distance::Metric;
 
@@ -125,7 +126,7 @@ fn random_operations_match_brute_force_model() {
                 let ids: Vec<u64> = model.keys().copied().collect();
                 let missing: Vec<u64> = ids
                     .iter()
-                    .zip(col.get(&ids, false, false))
+                    .zip(col.get(&ids, false, false).unwrap())
                     .filter(|(_, r)| r.is_none())
                     .map(|(i, _)| *i)
                     .collect();
@@ -138,12 +139,12 @@ fn random_operations_match_brute_force_model() {
         drop(col);
         let col = Collection::open(dir.path()).unwrap();
         let ids: Vec<u64> = model.keys().copied().collect();
-        for (id, rec) in ids.iter().zip(col.get(&ids, true, true)) {
+        for (id, rec) in ids.iter().zip(col.get(&ids, true, true).unwrap()) {
             let rec = rec.unwrap_or_else(|| panic!("seed={seed}: point {id} lost"));
             assert_eq!(rec.payload, Some(payload_of(*id)));
             assert_eq!(rec.vector.unwrap().len(), dim);
         }
-        let (page, next) = col.scroll(None, 10, false, false);
+        let (page, next) = col.scroll(None, 10, false, false).unwrap();
         assert_eq!(
             page.iter().map(|r| r.id).collect::<Vec<_>>(),
             ids.iter().take(10).copied().collect::<Vec<_>>()
@@ -296,7 +297,7 @@ fn replay_in_batches_equals_record_by_record() {
     assert_eq!(after.last_lsn, before.last_lsn);
     assert_eq!(col.count(), model.len());
     let ids: Vec<u64> = model.keys().copied().collect();
-    for (id, got) in ids.iter().zip(col.get(&ids, true, true)) {
+    for (id, got) in ids.iter().zip(col.get(&ids, true, true).unwrap()) {
         let got = got.unwrap_or_else(|| panic!("id {id} lost by replay"));
         assert_eq!(got.vector.as_ref(), Some(&model[id]), "id {id}");
         assert_eq!(got.payload, Some(payload_of(*id)));

@@ -134,7 +134,7 @@ impl Points for PointsService {
         let c = self.collection(&r.collection)?;
         self.check_batch("ids", r.ids.len(), self.limits.max_batch)?;
         let points = c
-            .get(&r.ids, r.with_payload, r.with_vector)
+            .get(&r.ids, r.with_payload, r.with_vector)?
             .into_iter()
             .flatten()
             .map(pb::RetrievedPoint::from)
@@ -216,7 +216,7 @@ impl Points for PointsService {
             }
             n => n,
         };
-        let (records, next) = c.scroll(r.after, limit, r.with_payload, r.with_vector);
+        let (records, next) = c.scroll(r.after, limit, r.with_payload, r.with_vector)?;
         Ok(Response::new(pb::ScrollResponse {
             points: records.into_iter().map(pb::RetrievedPoint::from).collect(),
             next,

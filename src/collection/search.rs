@@ -1,0 +1,163 @@
+//! Nearest-neighbour search over both tiers: every memory segment's HNSW
+//! and the SSD tier, merged and checked against the id map.
+
+use rayon::prelude::*;
+
+use super::point::check_vector;
+use super::read::Fields;
+use super::ssd::SsdTier;
+use super::{Collection, CollectionError, Loc, PointId, Record, Result, MAX_K, SSD};
+use crate::hnsw::NodeId;
+
+/// A search request.
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    pub vector: Vec<f32>,
+    pub k: usize,
+    /// Beam width of the memory tier; the collection's `ef_search` when `None`.
+    pub ef: Option<usize>,
+    /// Postings read in the SSD tier; the collection's `ssd.nprobe` when `None`.
+    pub nprobe: Option<usize>,
+    pub with_payload: bool,
+    pub with_vector: bool,
+}
+
+impl Collection {
+    /// The `k` nearest live points to the request's vector, nearest first.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<Record>> {
+        check_vector(
+            &req.vector,
+            self.config.dim,
+            self.config.metric.normalizes(),
+            "vector",
+        )?;
+        if req.k == 0 || req.k > MAX_K {
+            return Err(CollectionError::invalid(
+                "k",
+                format!("must be in 1..={MAX_K}, got {}", req.k),
+            ));
+        }
+        let ef = req.ef.unwrap_or(self.config.ef_search);
+        if ef == 0 || ef > 100_000 {
+            return Err(CollectionError::invalid(
+                "ef",
+                format!("must be in 1..=100000, got {ef}"),
+            ));
+        }
+        let nprobe = req.nprobe.or(self.config.ssd.map(|c| c.nprobe));
+        if let Some(n) = req.nprobe {
+            if n == 0 || n > 100_000 {
+                return Err(CollectionError::invalid(
+                    "nprobe",
+                    format!("must be in 1..=100000, got {n}"),
+                ));
+            }
+        }
+        let segs = self.segments.read().clone();
+        let tier = self.ssd.read().clone();
+        let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * (segs.len() + 1));
+        for s in segs.iter() {
+            for n in s.hnsw.search(&req.vector, req.k, ef)? {
+                cands.push((n.distance, s.id, n.id));
+            }
+        }
+        if let Some(t) = &tier {
+            for (distance, slot) in self.ssd_candidates(t, &req.vector, req.k, nprobe)? {
+                cands.push((distance, SSD, NodeId(slot)));
+            }
+        }
+        cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Keep candidates that are the current copy of their id (one read
+        // of the id map for all of them), each id once. A segment being
+        // merged still answers for points already moved to the SSD tier, so
+        // a search that raced the move finds them in one tier or the other.
+        let current: Vec<(PointId, f32, Loc)> = {
+            let map = self.map.read();
+            let mut seen = std::collections::HashSet::with_capacity(req.k);
+            let mut current = Vec::with_capacity(req.k);
+            for (dist, seg, node) in cands {
+                if current.len() == req.k {
+                    break;
+                }
+                let here = Loc { seg, node };
+                let (id, copy) = if seg == SSD {
+                    match tier.as_ref().and_then(|t| t.point_id(node.0)) {
+                        Some(id) => (id, None),
+                        None => continue,
+                    }
+                } else {
+                    let Some(s) = segs.iter().find(|s| s.id == seg) else {
+                        continue;
+                    };
+                    let Some(id) = s.point_id(node) else { continue };
+                    let copy = s.merged_slot(node).map(|slot| Loc {
+                        seg: SSD,
+                        node: NodeId(slot),
+                    });
+                    (id, copy)
+                };
+                let is_current = map.get(&id).is_some_and(|l| *l == here || Some(*l) == copy);
+                if is_current && seen.insert(id) {
+                    current.push((id, dist, here));
+                }
+            }
+            current
+        };
+        let fields = Fields {
+            payload: req.with_payload,
+            vector: req.with_vector,
+        };
+        let mut out = Vec::with_capacity(current.len());
+        for (id, distance, loc) in current {
+            if loc.seg == SSD {
+                out.extend(self.record(id, loc, distance, fields)?);
+            } else if let Some(s) = segs.iter().find(|s| s.id == loc.seg) {
+                out.push(Record::in_segment(s, id, loc.node, distance, fields));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The SSD tier's nearest copies, enough of them that at least `k` are
+    /// current (or all it has). SPANN also returns copies the id map does
+    /// not point at: those a merge inserted but has not switched to yet
+    /// (their points are current in a memory segment), and replaced or
+    /// deleted ones whose delete is still in flight. Asking it for exactly
+    /// `k` let such copies crowd current ones out of the top `k`, so the
+    /// request doubles until `k` current copies are in hand.
+    fn ssd_candidates(
+        &self,
+        t: &SsdTier,
+        vector: &[f32],
+        k: usize,
+        nprobe: Option<usize>,
+    ) -> Result<Vec<(f32, u32)>> {
+        let mut want = k;
+        loop {
+            let hits = t.search(vector, want, nprobe)?;
+            let current = {
+                let map = self.map.read();
+                hits.iter()
+                    .filter(|&&(_, slot)| {
+                        t.point_id(slot).is_some_and(|id| {
+                            map.get(&id)
+                                == Some(&Loc {
+                                    seg: SSD,
+                                    node: NodeId(slot),
+                                })
+                        })
+                    })
+                    .count()
+            };
+            if current >= k || hits.len() < want || want >= MAX_K * 4 {
+                return Ok(hits);
+            }
+            want = (want * 2).max(want + 16);
+        }
+    }
+
+    /// Runs several searches in parallel.
+    pub fn search_batch(&self, reqs: &[SearchRequest]) -> Vec<Result<Vec<Record>>> {
+        reqs.par_iter().map(|r| self.search(r)).collect()
+    }
+}

@@ -1,0 +1,190 @@
+//! The write path: validate, log to the WAL, apply to the active memory
+//! segment and the id map, rotate a full segment.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use quiver_storage::Lsn;
+
+use super::point::{check_vector, encode_payload};
+use super::record::{self, LoggedPoint, Op, KIND_DELETE, KIND_UPSERT};
+use super::segment::Segment;
+use super::{Collection, Loc, Payload, Point, PointId, Result, Writer, SSD};
+use crate::hnsw::{Hnsw, NodeId};
+
+impl Collection {
+    /// Inserts or replaces `points` (by id). Returns the WAL position once
+    /// the batch is durable under the fsync policy and visible to searches.
+    pub fn upsert(&self, points: Vec<Point>) -> Result<Lsn> {
+        let dim = self.config.dim;
+        let norm = self.config.metric.normalizes();
+        let mut payloads = Vec::with_capacity(points.len());
+        for (i, p) in points.iter().enumerate() {
+            check_vector(&p.vector, dim, norm, &format!("points[{i}].vector"))?;
+            payloads.push(match &p.payload {
+                Some(pl) => Some(encode_payload(
+                    pl,
+                    &format!("points[{i}].payload"),
+                    self.config.max_payload_bytes,
+                )?),
+                None => None,
+            });
+        }
+        let logged: Vec<LoggedPoint<'_>> = points
+            .iter()
+            .zip(&payloads)
+            .map(|(p, b)| LoggedPoint {
+                id: p.id,
+                vector: &p.vector,
+                payload: b.as_deref(),
+            })
+            .collect();
+        let bytes = record::encode_upsert(dim, &logged);
+        let ops = Op::Upsert(
+            points
+                .into_iter()
+                .map(|p| (p.id, p.vector, p.payload))
+                .collect(),
+        );
+        Ok(self.log_and_apply(KIND_UPSERT, &bytes, ops)?.0)
+    }
+
+    /// Queues `bytes` in the WAL and applies `op` under the writer lock (so
+    /// WAL order = apply order), then waits for the WAL acknowledgement
+    /// outside the lock, where concurrent writers' fsyncs merge into one
+    /// (group commit). A write is visible to searches slightly before it
+    /// is acknowledged; if its WAL write fails the caller gets the error and
+    /// the write's fate is unknown (it may survive a restart), as for any
+    /// unacknowledged write.
+    /// Returns the LSN and how many points the write removed (for deletes).
+    fn log_and_apply(&self, kind: u8, bytes: &[u8], op: Op) -> Result<(Lsn, usize)> {
+        let (ticket, removed) = {
+            let mut w = self.writer.lock();
+            let ticket = self.wal.enqueue(&[(kind, bytes)])?;
+            let lsn = ticket.lsn();
+            let before = self.count();
+            self.apply(&mut w, op)?;
+            w.applied = lsn;
+            (ticket, before.saturating_sub(self.count()))
+        };
+        Ok((ticket.wait()?, removed))
+    }
+
+    /// Deletes `ids` (unknown ids are ignored). Returns the WAL position and
+    /// how many points were deleted.
+    pub fn delete(&self, ids: &[PointId]) -> Result<(Lsn, usize)> {
+        let (lsn, removed) = self.log_and_apply(
+            KIND_DELETE,
+            &record::encode_delete(ids),
+            Op::Delete(ids.to_vec()),
+        )?;
+        Ok((lsn, removed))
+    }
+
+    /// Applies a logged operation to the in-memory state; the caller holds the writer lock.
+    pub(super) fn apply(&self, w: &mut Writer, op: Op) -> Result<()> {
+        match op {
+            Op::Upsert(points) => {
+                // Graph inserts run in parallel (HNSW takes concurrent
+                // inserts); the id map is then updated in batch order, so a
+                // repeated id ends with its last version.
+                let mut rest = &points[..];
+                while !rest.is_empty() {
+                    let mut active = self.active();
+                    if active.is_full() {
+                        self.rotate(w)?;
+                        active = self.active();
+                    }
+                    let room = active.hnsw.capacity() - active.hnsw.len();
+                    let (chunk, tail) = rest.split_at(room.min(rest.len()));
+                    let insert = |(id, vector, payload): &(PointId, Vec<f32>, Option<Payload>)| {
+                        active.insert(*id, vector, payload.clone())
+                    };
+                    // Even two points are worth splitting: one graph insert
+                    // costs far more than handing it to another thread.
+                    let nodes: Vec<NodeId> = if chunk.len() >= 2 {
+                        chunk.par_iter().map(insert).collect::<Result<_>>()?
+                    } else {
+                        chunk.iter().map(insert).collect::<Result<_>>()?
+                    };
+                    let mut map = self.map.write();
+                    for ((id, _, _), node) in chunk.iter().zip(nodes) {
+                        if let Some(old) = map.insert(
+                            *id,
+                            Loc {
+                                seg: active.id,
+                                node,
+                            },
+                        ) {
+                            self.drop_copy(old)?;
+                        }
+                    }
+                    rest = tail;
+                }
+            }
+            Op::Delete(ids) => {
+                for id in ids {
+                    let old = self.map.write().remove(&id);
+                    if let Some(old) = old {
+                        self.drop_copy(old)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the copy of a point at `loc` (replaced or deleted).
+    fn drop_copy(&self, loc: Loc) -> Result<()> {
+        if loc.seg == SSD {
+            // Clone the tier out of its lock: `ssd` is only ever held to
+            // clone or install it (see the lock order in mod.rs).
+            let tier = self.ssd.read().clone();
+            if let Some(t) = tier {
+                t.delete(loc.node.0)?;
+            }
+        } else if let Some(s) = self.segment(loc.seg) {
+            s.hnsw.delete(loc.node)?;
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> Arc<Segment> {
+        let segs = self.segments.read();
+        segs.last()
+            .cloned()
+            .expect("a collection always has an active segment")
+    }
+
+    pub(super) fn segment(&self, id: u32) -> Option<Arc<Segment>> {
+        self.segments.read().iter().find(|s| s.id == id).cloned()
+    }
+
+    /// Freezes the active segment (if it holds anything) and starts a fresh
+    /// one. Returns whether a segment was frozen.
+    pub(super) fn push_fresh(&self, w: &mut Writer) -> Result<bool> {
+        let cap = self.config.memory_tier_points;
+        let hnsw = Hnsw::new(self.config.dim, self.config.metric, self.config.hnsw, cap)?;
+        let fresh = Arc::new(Segment::new(w.next_segment, hnsw));
+        w.next_segment += 1;
+        w.frozen = w.applied;
+        let mut segs = self.segments.write();
+        let mut list: Vec<Arc<Segment>> = segs.iter().cloned().collect();
+        let froze = list.last().is_some_and(|s| !s.hnsw.is_empty());
+        if !froze {
+            list.pop();
+        }
+        list.push(fresh);
+        *segs = Arc::new(list);
+        Ok(froze)
+    }
+
+    /// [`Collection::push_fresh`], then a background checkpoint of what was frozen.
+    fn rotate(&self, w: &mut Writer) -> Result<()> {
+        if self.push_fresh(w)? {
+            self.spawn_checkpoint();
+        }
+        Ok(())
+    }
+}
