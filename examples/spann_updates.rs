@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use quiver::dataset::{self, VectorSet};
 use quiver::distance::Metric;
-use quiver::spann::{OpenOptions, SearchParams, Spann, SpannParams};
+use quiver::spann::{OpenParams, SearchParams, Spann, SpannParams};
 
 const BATCH: usize = 500;
 
@@ -59,9 +59,9 @@ fn main() -> anyhow::Result<()> {
         nprobe: 16,
         ..SearchParams::default()
     };
-    let opts = OpenOptions {
+    let opts = OpenParams {
         io_threads: 2,
-        ..OpenOptions::default()
+        ..OpenParams::default()
     };
     println!(
         "minilm {n} x {dim}: bulk build of {}, then {} inserts in batches of {BATCH}",
@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
             first.clone(),
             Metric::Cosine,
             params,
-            opts,
+            opts.clone(),
             false,
         )?;
         let next = AtomicUsize::new(0);

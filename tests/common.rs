@@ -61,7 +61,7 @@ pub fn build_spann(
         base.clone(),
         metric,
         params,
-        quiver::spann::OpenOptions::default(),
+        quiver::spann::OpenParams::default(),
         false,
     )
     .unwrap()

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use quiver::dataset::{self, VectorSet};
 use quiver::distance::Metric;
-use quiver::spann::{Encoding, IoMode, OpenOptions, SearchParams, Spann, SpannError, SpannParams};
+use quiver::spann::{Encoding, IoMode, OpenParams, SearchParams, Spann, SpannError, SpannParams};
 
 use crate::common::{build_spann as build, minilm, quiver_bin, run_ok, spann_recall};
 
@@ -94,7 +94,7 @@ fn reopened_index_answers_the_same() {
     };
     let before = index.search(base.row(5), 5, &sp).unwrap().0;
     drop(index);
-    let index = Spann::open(dir.path(), OpenOptions::default()).unwrap();
+    let index = Spann::open(dir.path(), OpenParams::default()).unwrap();
     assert_eq!(index.search(base.row(5), 5, &sp).unwrap().0, before);
     assert_eq!(before[0].id, 5);
 }
@@ -108,9 +108,10 @@ fn direct_io_reads_the_same_results() {
         nprobe: 16,
         ..SearchParams::default()
     };
-    let opts = OpenOptions {
+    let opts = OpenParams {
         io: IoMode::Direct,
         io_threads: 4,
+        ..OpenParams::default()
     };
     let direct = match Spann::open(dir.path(), opts) {
         Ok(d) => d,
@@ -168,7 +169,7 @@ fn corrupted_or_truncated_files_give_errors_not_panics() {
 
     // A flipped byte inside a posting: open works, the read reports the checksum.
     flip_byte(&dir.path().join("postings.dat"), 4096 + 100);
-    let index = Spann::open(dir.path(), OpenOptions::default()).unwrap();
+    let index = Spann::open(dir.path(), OpenParams::default()).unwrap();
     let err = search_all(&index).unwrap_err();
     assert!(
         matches!(err, SpannError::ChecksumMismatch { offset: 4096, .. }),
@@ -186,7 +187,7 @@ fn corrupted_or_truncated_files_give_errors_not_panics() {
         .unwrap()
         .set_len(len - 4096)
         .unwrap();
-    let index = Spann::open(dir.path(), OpenOptions::default()).unwrap();
+    let index = Spann::open(dir.path(), OpenParams::default()).unwrap();
     let err = search_all(&index).unwrap_err();
     assert!(matches!(err, SpannError::Corrupt { .. }), "{err}");
     restore();
@@ -195,7 +196,7 @@ fn corrupted_or_truncated_files_give_errors_not_panics() {
     for at in [0u64, 9, 17, 22, 29] {
         flip_byte(&p, at);
         assert!(
-            Spann::open(dir.path(), OpenOptions::default()).is_err(),
+            Spann::open(dir.path(), OpenParams::default()).is_err(),
             "postings.dat byte {at}"
         );
         restore();
@@ -205,7 +206,7 @@ fn corrupted_or_truncated_files_give_errors_not_panics() {
     for at in (0..mlen).step_by(97) {
         flip_byte(&meta, at);
         assert!(
-            Spann::open(dir.path(), OpenOptions::default()).is_err(),
+            Spann::open(dir.path(), OpenParams::default()).is_err(),
             "meta byte {at}"
         );
         restore();
@@ -213,16 +214,16 @@ fn corrupted_or_truncated_files_give_errors_not_panics() {
     for cut in [0, 10, 23, 24, mlen / 2, mlen - 1] {
         std::fs::write(&meta, &pristine[0].1[..cut as usize]).unwrap();
         assert!(
-            Spann::open(dir.path(), OpenOptions::default()).is_err(),
+            Spann::open(dir.path(), OpenParams::default()).is_err(),
             "meta cut at {cut}"
         );
         restore();
     }
     let heads = dir.path().join("heads.1.hnsw");
     std::fs::write(&heads, &pristine[1].1[..pristine[1].1.len() / 2]).unwrap();
-    assert!(Spann::open(dir.path(), OpenOptions::default()).is_err());
+    assert!(Spann::open(dir.path(), OpenParams::default()).is_err());
     restore();
-    assert!(Spann::open(dir.path(), OpenOptions::default()).is_ok());
+    assert!(Spann::open(dir.path(), OpenParams::default()).is_ok());
 }
 
 #[test]
@@ -311,7 +312,7 @@ fn inserts_deletes_and_splits_keep_search_exact() {
     index.flush().unwrap();
     let probe = index.search(all.row(3998), 1, &sp).unwrap().0;
     drop(index);
-    let index = Spann::open(dir.path(), OpenOptions::default()).unwrap();
+    let index = Spann::open(dir.path(), OpenParams::default()).unwrap();
     assert_eq!(
         index
             .search(all.row(3998), 1, &exhaustive(&index))

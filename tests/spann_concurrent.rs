@@ -14,7 +14,7 @@ use quiver::distance::Metric;
 use quiver::spann::generation::{heads_path, meta_path};
 use quiver::spann::meta::Meta;
 use quiver::spann::posting::PAGE;
-use quiver::spann::{Encoding, OpenOptions, SearchParams, Spann, SpannError, SpannParams};
+use quiver::spann::{Encoding, OpenParams, SearchParams, Spann, SpannError, SpannParams};
 
 use crate::common::{minilm, spann_recall};
 
@@ -37,10 +37,10 @@ fn exhaustive(k: usize) -> SearchParams {
     }
 }
 
-fn opts() -> OpenOptions {
-    OpenOptions {
+fn opts() -> OpenParams {
+    OpenParams {
         io_threads: 4,
-        ..OpenOptions::default()
+        ..OpenParams::default()
     }
 }
 
@@ -294,7 +294,7 @@ fn garble_unreferenced(dir: &Path, gens: &[u64]) {
     let mut keep = vec![false; bytes.len()];
     keep[..PAGE].iter_mut().for_each(|k| *k = true);
     for &g in gens {
-        let meta = Meta::load(&meta_path(dir, g)).unwrap();
+        let meta = Meta::load(&quiver_storage::FsBackend, &meta_path(dir, g)).unwrap();
         for s in &meta.postings {
             let start = (s.first_page as usize) * PAGE;
             keep[start..start + s.bytes as usize]

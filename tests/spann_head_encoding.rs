@@ -5,7 +5,7 @@
 use quiver::dataset;
 use quiver::distance::Metric;
 use quiver::hnsw::{Hnsw, VectorEncoding};
-use quiver::spann::{OpenOptions, SearchParams, Spann, SpannError, SpannParams};
+use quiver::spann::{OpenParams, SearchParams, Spann, SpannError, SpannParams};
 
 use crate::common::{build_spann as build, quiver_bin, run_ok, spann_recall as recall};
 
@@ -38,7 +38,7 @@ fn quantised_heads_keep_recall_and_cut_memory() {
             mem.push(index.memory_bytes());
             // Reopening finds the encoding in the head file and agrees with meta.
             drop(index);
-            let index = Spann::open(dir.path(), OpenOptions::default()).unwrap();
+            let index = Spann::open(dir.path(), OpenParams::default()).unwrap();
             assert_eq!(index.params().head_encoding, enc);
             assert_eq!(index.head_index().encoding(), enc);
             assert_eq!(recall(&index, &queries, &gt, 8), got, "{metric} {enc}");
@@ -90,7 +90,7 @@ fn splits_insert_heads_into_an_sq8_head_graph() {
     index.flush().unwrap();
     let probe = index.search(all.row(3999), 1, &sp).unwrap().0;
     drop(index);
-    let index = Spann::open(dir.path(), OpenOptions::default()).unwrap();
+    let index = Spann::open(dir.path(), OpenParams::default()).unwrap();
     assert_eq!(index.head_index().encoding(), VectorEncoding::Sq8);
     assert_eq!(index.search(all.row(3999), 1, &sp).unwrap().0, probe);
     assert_eq!(probe[0].id, 3999);
@@ -122,7 +122,7 @@ fn a_head_file_of_another_encoding_is_corrupt() {
         .unwrap()
         .save(&heads)
         .unwrap();
-    let err = Spann::open(dir.path(), OpenOptions::default())
+    let err = Spann::open(dir.path(), OpenParams::default())
         .err()
         .expect("mismatched head encoding must fail");
     assert!(matches!(err, SpannError::Corrupt { .. }), "{err}");

@@ -3,6 +3,7 @@
 mod cli;
 mod collection_behaviour;
 mod collection_crash;
+mod collection_faults;
 mod collection_tiers;
 mod common;
 mod deploy_files;

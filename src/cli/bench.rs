@@ -13,7 +13,7 @@ use serde::Serialize;
 use quiver::dataset::{self, Neighbors, VectorSet};
 use quiver::distance::{self, Metric};
 use quiver::hnsw::{Hnsw, HnswParams, Neighbor, VectorEncoding};
-use quiver::spann::{IoMode, OpenOptions, SearchParams, SearchStats, Spann, SpannParams};
+use quiver::spann::{IoMode, OpenParams, SearchParams, SearchStats, Spann, SpannParams};
 
 #[derive(Clone, Copy, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -471,20 +471,21 @@ pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()> {
     let (base_len, base_dim) = (data.base.len(), data.base.dim);
     let raw_vector_bytes = (base_len * base_dim * 4) as u64;
-    let opts = OpenOptions {
+    let opts = OpenParams {
         io: if a.direct_io {
             IoMode::Direct
         } else {
             IoMode::Buffered
         },
         io_threads: a.io_threads.max(1),
+        ..OpenParams::default()
     };
     let build_pool = super::pool(a.build_threads)?;
     let build_threads = build_pool.current_num_threads();
     let started = Instant::now();
     let index = match (&a.load, &a.save) {
         (Some(dir), _) => {
-            let index = Spann::open(dir, opts)
+            let index = Spann::open(dir, opts.clone())
                 .with_context(|| format!("opening --load {}", dir.display()))?;
             if index.len() != base_len || index.dim() != base_dim || index.metric() != a.metric {
                 bail!(
@@ -512,7 +513,7 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
             let params = a.spann.params(a.m, a.ef_construction);
             let base = std::mem::take(&mut data.base);
             build_pool
-                .install(|| Spann::build(&dir, base, a.metric, params, opts, true))
+                .install(|| Spann::build(&dir, base, a.metric, params, opts.clone(), true))
                 .with_context(|| format!("building SPANN index in {}", dir.display()))?
         }
     };

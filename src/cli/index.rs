@@ -11,7 +11,7 @@ use clap::Args;
 use quiver::dataset;
 use quiver::distance::Metric;
 use quiver::hnsw::{Hnsw, HnswParams, VectorEncoding};
-use quiver::spann::{Encoding, OpenOptions, Spann, SpannParams};
+use quiver::spann::{Encoding, OpenParams, Spann, SpannParams};
 
 use super::bench::IndexKind;
 
@@ -134,7 +134,7 @@ pub fn run(a: IndexArgs) -> anyhow::Result<()> {
         IndexKind::Spann => {
             let params = a.spann.params(m, ef_construction);
             let index = pool
-                .install(|| Spann::build(&out, base, metric, params, OpenOptions::default(), true))
+                .install(|| Spann::build(&out, base, metric, params, OpenParams::default(), true))
                 .with_context(|| format!("building SPANN index in {}", out.display()))?;
             let lens = index.posting_lengths();
             out!(

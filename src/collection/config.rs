@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use quiver_storage::Backend;
 use serde::{Deserialize, Serialize};
 
 use super::error::{CollectionError, Result};
@@ -156,9 +157,10 @@ impl CollectionConfig {
         Ok(())
     }
 
-    pub(crate) fn load(dir: &Path) -> Result<Self> {
+    /// Reads and validates `config.json` in `dir` through `backend`.
+    pub(crate) fn load(backend: &dyn Backend, dir: &Path) -> Result<Self> {
         let file = dir.join(CONFIG_FILE);
-        let bytes = std::fs::read(&file).map_err(|source| match source.kind() {
+        let bytes = backend.read(&file).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => CollectionError::NotFound(dir.to_path_buf()),
             _ => CollectionError::Io {
                 file: file.clone(),
@@ -175,11 +177,11 @@ impl CollectionConfig {
         Ok(cfg)
     }
 
-    pub(crate) fn store(&self, dir: &Path) -> Result<()> {
+    /// Writes `config.json` in `dir` atomically through `backend`.
+    pub(crate) fn store(&self, backend: &dyn Backend, dir: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| CollectionError::invalid("config", e.to_string()))?;
-        let backend = quiver_storage::FsBackend;
-        quiver_storage::file::write_atomic(&backend, dir, CONFIG_FILE, &[&bytes])?;
+        quiver_storage::write_atomic(backend, dir, CONFIG_FILE, &[&bytes])?;
         Ok(())
     }
 }

@@ -45,8 +45,16 @@ impl Collection {
                 None => {
                     // The first merge builds the tier in bulk from this segment.
                     let n = ids.len() as u32;
-                    let t =
-                        SsdTier::build(&self.dir, &self.config, settings, &ids, vectors, payloads)?;
+                    let backend = self.store.lock().backend().clone();
+                    let t = SsdTier::build(
+                        &self.dir,
+                        backend,
+                        &self.config,
+                        settings,
+                        &ids,
+                        vectors,
+                        payloads,
+                    )?;
                     *self.ssd.write() = Some(Arc::new(t));
                     (0..n).collect()
                 }

@@ -78,8 +78,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::hnsw::NodeId;
 use activity::CheckpointCounters;
+use quiver_storage::backend::default_backend;
 use quiver_storage::store::Store;
-use quiver_storage::{Lsn, Wal, WalOptions};
+use quiver_storage::{Backend, Lsn, Wal, WalOptions};
 use segment::Segment;
 use ssd::SsdTier;
 
@@ -144,24 +145,39 @@ impl std::fmt::Debug for Collection {
 impl Collection {
     /// Creates a collection in `dir` (which must not hold one) and opens it.
     pub fn create(dir: impl AsRef<Path>, config: CollectionConfig) -> Result<Arc<Collection>> {
+        Self::create_with(dir, config, default_backend())
+    }
+
+    /// [`Collection::create`] with every file read and written through `backend`.
+    pub fn create_with(
+        dir: impl AsRef<Path>,
+        config: CollectionConfig,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Arc<Collection>> {
         let dir = dir.as_ref();
         config.validate()?;
-        if dir.join(CONFIG_FILE).exists() {
-            return Err(CollectionError::AlreadyExists(dir.to_path_buf()));
-        }
-        std::fs::create_dir_all(dir).map_err(|source| CollectionError::Io {
+        let io = |source| CollectionError::Io {
             file: dir.to_path_buf(),
             source,
-        })?;
-        config.store(dir)?;
-        Self::open(dir)
+        };
+        if backend.exists(&dir.join(CONFIG_FILE)).map_err(io)? {
+            return Err(CollectionError::AlreadyExists(dir.to_path_buf()));
+        }
+        backend.create_dir_all(dir).map_err(io)?;
+        config.store(&*backend, dir)?;
+        Self::open_with(dir, backend)
     }
 
     /// Opens the collection in `dir`: loads checkpointed segments and replays the WAL.
     pub fn open(dir: impl AsRef<Path>) -> Result<Arc<Collection>> {
+        Self::open_with(dir, default_backend())
+    }
+
+    /// [`Collection::open`] with every file read and written through `backend`.
+    pub fn open_with(dir: impl AsRef<Path>, backend: Arc<dyn Backend>) -> Result<Arc<Collection>> {
         let dir = dir.as_ref().to_path_buf();
-        let config = CollectionConfig::load(&dir)?;
-        let store = Store::open(&dir)?;
+        let config = CollectionConfig::load(&*backend, &dir)?;
+        let store = Store::open_with(&dir, backend)?;
         let wal = store.open_wal(WalOptions::default().fsync(config.fsync.to_storage()))?;
         let checkpoint = store.manifest().checkpoint_lsn;
 

@@ -126,18 +126,23 @@ impl Segment {
     ) -> Result<Vec<FileEntry>> {
         let mut files = Vec::with_capacity(3);
         if !self.persisted.load(Ordering::Acquire) {
-            self.hnsw
-                .save_with_deleted(&store.path(&self.graph_name()), deleted)?;
+            self.hnsw.save_with_deleted_to(
+                &**store.backend(),
+                &store.path(&self.graph_name()),
+                deleted,
+            )?;
             store.write_file(&self.meta_name(), META_KIND, 1, &self.points.encode()?)?;
             self.persisted.store(true, Ordering::Release);
         }
         for name in [self.graph_name(), self.meta_name()] {
-            let len = std::fs::metadata(store.path(&name))
-                .map_err(|source| CollectionError::Io {
-                    file: store.path(&name),
-                    source,
-                })?
-                .len();
+            let len =
+                store
+                    .backend()
+                    .len(&store.path(&name))
+                    .map_err(|source| CollectionError::Io {
+                        file: store.path(&name),
+                        source,
+                    })?;
             files.push(FileEntry { name, len });
         }
         let mut del = Vec::with_capacity(deleted.serialized_size());
@@ -153,7 +158,7 @@ impl Segment {
 
     /// Opens a checkpointed segment from its three files.
     pub fn open(store: &Store, id: u32, del_name: &str) -> Result<Segment> {
-        let hnsw = Hnsw::load(&store.path(&graph_name(id)), 0)?;
+        let hnsw = Hnsw::load_from(&**store.backend(), &store.path(&graph_name(id)), 0)?;
         let mut seg = Segment::new(id, hnsw);
         let meta_path = store.path(&seg.meta_name());
         let (_, meta) = store.read_file(&seg.meta_name())?;

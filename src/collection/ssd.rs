@@ -7,7 +7,7 @@
 //! collection's manifest names `ssd-G.qvf`, so committing the manifest is
 //! what commits generation G; [`SsdTier::open`] opens exactly that
 //! generation, and SPANN generations written after it (never committed)
-//! are discarded.
+//! are discarded. The SPANN files go through the store's backend.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,9 +17,10 @@ use super::error::{CollectionError, Result};
 use super::point::{Payload, PointId};
 use super::point_table::PointTable;
 use crate::dataset::VectorSet;
-use crate::spann::{OpenOptions, SearchParams, Spann, SpannError};
+use crate::spann::{OpenParams, SearchParams, Spann, SpannError};
 use quiver_storage::manifest::FileEntry;
 use quiver_storage::store::Store;
+use quiver_storage::Backend;
 
 /// Data-file kind of the SSD point table.
 const TABLE_KIND: u32 = 0x5153_5331; // "QSS1"
@@ -58,6 +59,7 @@ impl SsdTier {
     /// SPANN ids are the row numbers.
     pub fn build(
         dir: &Path,
+        backend: Arc<dyn Backend>,
         config: &CollectionConfig,
         ssd: SsdConfig,
         ids: &[PointId],
@@ -73,7 +75,10 @@ impl SsdTier {
             base,
             config.metric,
             ssd.spann,
-            OpenOptions::default(),
+            OpenParams {
+                backend,
+                ..OpenParams::default()
+            },
             false,
         )
         .map_err(spann_err)?;
@@ -100,7 +105,10 @@ impl SsdTier {
         let spann = Spann::open_generation(
             &store.dir().join(SPANN_DIR),
             generation,
-            OpenOptions::default(),
+            OpenParams {
+                backend: store.backend().clone(),
+                ..OpenParams::default()
+            },
         )
         .map_err(spann_err)?;
         Ok(SsdTier {

@@ -287,9 +287,9 @@ fn replay_in_batches_equals_record_by_record() {
     let before = col.stats();
     assert_eq!(before.checkpoint_lsn, 0, "nothing checkpointed: {before:?}");
     drop(col);
-    let mut cfg = CollectionConfig::load(dir.path()).unwrap();
+    let mut cfg = CollectionConfig::load(&quiver_storage::FsBackend, dir.path()).unwrap();
     cfg.memory_tier_points = 1500;
-    cfg.store(dir.path()).unwrap();
+    cfg.store(&quiver_storage::FsBackend, dir.path()).unwrap();
     let col = Collection::open(dir.path()).unwrap();
     col.close().unwrap(); // waits for the checkpoints the replay's rotations started
     let after = col.stats();

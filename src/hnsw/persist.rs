@@ -1,16 +1,18 @@
 //! Saving and loading an index as one flat, checksummed file (layout in
-//! docs/FORMAT.md). Loading validates every count, id and level, so a corrupt
-//! or truncated file is an error, never a panic.
+//! docs/FORMAT.md), through a `quiver_storage` backend (the real file system
+//! unless one is given); saving publishes the file atomically
+//! (`quiver_storage::AtomicFile`). Loading validates every count, id and
+//! level, so a corrupt or truncated file is an error, never a panic.
 //!
 //! Version 2 (written) records the vector encoding in the header and, for
 //! SQ8, the quantiser's parameters before the codes; version 1 (f32 only) is
 //! still read.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use quiver_storage::{AtomicFile, Backend, FsBackend};
 use roaring::RoaringBitmap;
 
 use super::build::MAX_LEVEL;
@@ -41,36 +43,46 @@ impl<W: Write> CrcWriter<W> {
 }
 
 impl Hnsw {
-    /// Writes the index to `path` atomically (temp file, fsync, rename).
-    /// Nodes inserted concurrently with the save may be left out.
+    /// Writes the index to `path` atomically (temp file, fsync, rename,
+    /// fsync the directory) on the real file system. Nodes inserted
+    /// concurrently with the save may be left out.
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.save_with_deleted(path, &self.deleted())
+        self.save_to(&FsBackend, path)
+    }
+
+    /// [`Hnsw::save`] through `backend`.
+    pub fn save_to(&self, backend: &dyn Backend, path: &Path) -> Result<()> {
+        self.save_with_deleted_to(backend, path, &self.deleted())
     }
 
     /// Like [`Hnsw::save`], recording `deleted` as the deleted set instead of
     /// the current one (a snapshot taken earlier, e.g. at a checkpoint).
     pub fn save_with_deleted(&self, path: &Path, deleted: &RoaringBitmap) -> Result<()> {
+        self.save_with_deleted_to(&FsBackend, path, deleted)
+    }
+
+    /// [`Hnsw::save_with_deleted`] through `backend`.
+    pub fn save_with_deleted_to(
+        &self,
+        backend: &dyn Backend,
+        path: &Path,
+        deleted: &RoaringBitmap,
+    ) -> Result<()> {
         let io = |source| HnswError::Io {
             file: path.to_path_buf(),
             source,
         };
-        let tmp = path.with_extension("tmp");
-        let file = File::create(&tmp).map_err(io)?;
+        let storage = |e: quiver_storage::Error| io(e.into_io());
+        let mut file = AtomicFile::start(backend, path).map_err(storage)?;
         let mut w = CrcWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            inner: file.writer(),
             crc: 0,
         };
         self.write_to(&mut w, deleted).map_err(io)?;
         let crc = w.crc;
         w.inner.write_all(&crc.to_le_bytes()).map_err(io)?;
         w.inner.write_all(END_MAGIC).map_err(io)?;
-        let file = w.inner.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        Ok(())
+        file.commit().map_err(storage)
     }
 
     fn write_to<W: Write>(
@@ -134,7 +146,12 @@ impl Hnsw {
 
     /// Loads an index written by [`Hnsw::save`], with `extra` spare capacity.
     pub fn load(path: &Path, extra: usize) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| HnswError::Io {
+        Self::load_from(&FsBackend, path, extra)
+    }
+
+    /// [`Hnsw::load`] through `backend`.
+    pub fn load_from(backend: &dyn Backend, path: &Path, extra: usize) -> Result<Self> {
+        let bytes = backend.read(path).map_err(|source| HnswError::Io {
             file: path.to_path_buf(),
             source,
         })?;

@@ -5,7 +5,6 @@
 //! head vectors in the graph, and the assignment lists (≤ `replicas` pairs
 //! per vector). Postings are encoded and written a chunk at a time.
 
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,13 +16,16 @@ use super::generation::{self, heads_path, meta_path};
 use super::meta::{Meta, MetaInfo};
 use super::posting::{PostingBuilder, PAGE};
 use super::{
-    assign, cluster, header, Encoding, OpenOptions, PostingLayout, PostingSlot, Result, Spann,
+    assign, cluster, header, Encoding, OpenParams, PostingLayout, PostingSlot, Result, Spann,
     SpannError, SpannParams, POSTINGS_MAGIC, VECTORS_MAGIC,
 };
 use crate::dataset::VectorSet;
 use crate::distance::{self, Metric};
 use crate::hnsw::Hnsw;
 use crate::quant::Sq8Quantizer;
+
+/// Bytes gathered per write of the bulk build's files.
+const WRITE_BUFFER: usize = 4 << 20;
 
 fn bar(progress: bool, len: usize, what: &str) -> ProgressBar {
     if !progress {
@@ -49,7 +51,7 @@ impl Spann {
         mut base: VectorSet,
         metric: Metric,
         params: SpannParams,
-        opts: OpenOptions,
+        opts: OpenParams,
         progress: bool,
     ) -> Result<Spann> {
         params.validate()?;
@@ -66,10 +68,11 @@ impl Spann {
             )));
         }
         super::check_posting_room(dim, &params)?;
-        std::fs::create_dir_all(dir).map_err(SpannError::io(dir))?;
-        generation::remove_all(dir)?;
-        let _ = std::fs::remove_file(dir.join("meta"));
-        let _ = std::fs::remove_file(dir.join("heads.hnsw"));
+        let backend = &*opts.backend;
+        backend.create_dir_all(dir).map_err(SpannError::io(dir))?;
+        generation::remove_all(backend, dir)?;
+        let _ = backend.remove(&dir.join("meta"));
+        let _ = backend.remove(&dir.join("heads.hnsw"));
         // Check and normalise in place: the build holds one copy of the data.
         base.data
             .par_chunks_mut(dim)
@@ -190,12 +193,12 @@ impl Spann {
 
         // postings.dat: header page, then postings in head order.
         let ppath = dir.join("postings.dat");
-        PageFile::create(&ppath, header(POSTINGS_MAGIC, &meta.info))?;
-        let f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&ppath)
-            .map_err(SpannError::io(&ppath))?;
-        let mut w = BufWriter::with_capacity(4 << 20, f);
+        let mut w = PageFile::writer(
+            backend,
+            &ppath,
+            header(POSTINGS_MAGIC, &meta.info),
+            WRITE_BUFFER,
+        )?;
         let b = bar(progress, lists.len(), "writing postings");
         let mut next_page = 1u64;
         for chunk in lists.chunks(1024) {
@@ -219,7 +222,7 @@ impl Spann {
                 )
                 .collect();
             for (e, l) in encoded.iter().zip(chunk) {
-                w.write_all(e).map_err(SpannError::io(&ppath))?;
+                w.put(e).map_err(SpannError::io(&ppath))?;
                 let pages = (e.len() / PAGE) as u32;
                 meta.postings.push(PostingSlot {
                     first_page: next_page,
@@ -232,40 +235,33 @@ impl Spann {
             b.inc(chunk.len() as u64);
         }
         b.finish_and_clear();
-        let f = w.into_inner().map_err(|e| SpannError::Io {
-            file: ppath.clone(),
-            source: e.into_error(),
-        })?;
-        f.sync_all().map_err(SpannError::io(&ppath))?;
+        w.finish().map_err(SpannError::io(&ppath))?;
         meta.info.file_pages = next_page;
         drop(lists);
 
         if codec.lossy() {
             let vpath = dir.join("vectors.f32");
-            PageFile::create(&vpath, header(VECTORS_MAGIC, &meta.info))?;
-            let f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&vpath)
-                .map_err(SpannError::io(&vpath))?;
-            let mut w = BufWriter::with_capacity(4 << 20, f);
-            w.write_all(bytemuck::cast_slice(data))
-                .map_err(SpannError::io(&vpath))?;
+            let mut w = PageFile::writer(
+                backend,
+                &vpath,
+                header(VECTORS_MAGIC, &meta.info),
+                WRITE_BUFFER,
+            )?;
+            for rows in data.chunks(WRITE_BUFFER / 4) {
+                w.put(bytemuck::cast_slice(rows))
+                    .map_err(SpannError::io(&vpath))?;
+            }
             // Whole pages, so O_DIRECT reads of the last rows stay inside the file.
             let pad = (PAGE - data.len() * 4 % PAGE) % PAGE;
-            w.write_all(&vec![0u8; pad])
-                .map_err(SpannError::io(&vpath))?;
-            let f = w.into_inner().map_err(|e| SpannError::Io {
-                file: vpath.clone(),
-                source: e.into_error(),
-            })?;
-            f.sync_all().map_err(SpannError::io(&vpath))?;
+            w.put(&vec![0u8; pad]).map_err(SpannError::io(&vpath))?;
+            w.finish().map_err(SpannError::io(&vpath))?;
         } else {
-            let _ = std::fs::remove_file(dir.join("vectors.f32"));
+            let _ = backend.remove(&dir.join("vectors.f32"));
         }
         // Replicas were assigned with exact head vectors; store them encoded.
         let heads = heads.reencode(params.head_encoding)?;
-        heads.save(&heads_path(dir, 1))?;
-        meta.save(&meta_path(dir, 1))?;
+        heads.save_to(backend, &heads_path(dir, 1))?;
+        meta.save(backend, &meta_path(dir, 1))?;
         drop(base);
         Spann::open_generation(dir, 1, opts)
     }

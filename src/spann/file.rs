@@ -1,15 +1,16 @@
 //! Page-aligned files (`postings.dat`, `vectors.f32`): a checksummed header
 //! page, positional reads into 4 KiB-aligned buffers (so `O_DIRECT` works
-//! when [`IoMode::Direct`] bypasses the page cache) and positional writes.
+//! when [`IoMode::Direct`] bypasses the page cache) and positional writes,
+//! all through a `quiver_storage` backend (one dynamic call per read, into
+//! a reused per-thread buffer).
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use quiver_storage::{Backend, FileOptions, FileWriter, RandomFile};
 
 use super::posting::PAGE;
 use super::{Result, SpannError};
-
 /// One 4 KiB page, aligned for `O_DIRECT`.
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(4096))]
@@ -104,36 +105,65 @@ thread_local! {
     static BUF: RefCell<Vec<Page>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` on this thread's aligned buffer of at least `pages` pages.
+fn with_buf<R>(pages: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        if buf.len() < pages {
+            buf.resize(pages, Page([0; PAGE]));
+        }
+        f(bytemuck::cast_slice_mut(&mut buf[..pages]))
+    })
+}
+
 /// A page-aligned data file open for positional reads and writes.
 pub struct PageFile {
     path: PathBuf,
-    read: File,
-    write: File,
+    read: Box<dyn RandomFile>,
+    write: Box<dyn RandomFile>,
     mode: IoMode,
 }
 
 impl PageFile {
-    /// Creates the file with its header page (truncating any old one).
-    pub fn create(path: &Path, header: FileHeader) -> Result<()> {
-        let f = File::create(path).map_err(SpannError::io(path))?;
-        f.write_all_at(&header.to_page(), 0)
+    /// Creates the file with its header page (truncating any old one) and
+    /// returns a writer appending after the header (buffered by `buffer`
+    /// bytes). Nothing is durable until [`FileWriter::finish`].
+    pub fn writer(
+        backend: &dyn Backend,
+        path: &Path,
+        header: FileHeader,
+        buffer: usize,
+    ) -> Result<FileWriter> {
+        let f = backend.create(path).map_err(SpannError::io(path))?;
+        let mut w = FileWriter::new(f, buffer);
+        w.put_unbuffered(&header.to_page())
             .map_err(SpannError::io(path))?;
-        f.sync_all().map_err(SpannError::io(path))
+        Ok(w)
+    }
+
+    /// Creates the file with its header page (truncating any old one), durably.
+    pub fn write_new(backend: &dyn Backend, path: &Path, header: FileHeader) -> Result<()> {
+        Self::writer(backend, path, header, PAGE)?
+            .finish()
+            .map_err(SpannError::io(path))
     }
 
     /// Opens an existing file and checks its header.
-    pub fn open(path: &Path, header: FileHeader, mode: IoMode) -> Result<Self> {
-        let write = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
+    pub fn open(
+        backend: &dyn Backend,
+        path: &Path,
+        header: FileHeader,
+        mode: IoMode,
+    ) -> Result<Self> {
+        let write = backend
+            .open_file(path, FileOptions::read_write())
             .map_err(SpannError::io(path))?;
-        let mut opts = OpenOptions::new();
-        opts.read(true);
-        if mode == IoMode::Direct {
-            opts.custom_flags(libc::O_DIRECT);
-        }
-        let read = opts.open(path).map_err(SpannError::io(path))?;
+        let read = backend
+            .open_file(
+                path,
+                FileOptions::read_only().direct(mode == IoMode::Direct),
+            )
+            .map_err(SpannError::io(path))?;
         let f = Self {
             path: path.to_path_buf(),
             read,
@@ -155,14 +185,9 @@ impl PageFile {
     /// Reads `pages` pages from page `first` into this thread's aligned
     /// buffer and hands them to `f`. A short file is a `Corrupt` error.
     pub fn read_pages<R>(&self, first: u64, pages: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        BUF.with(|b| {
-            let mut buf = b.borrow_mut();
-            if buf.len() < pages {
-                buf.resize(pages, Page([0; PAGE]));
-            }
-            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..pages]);
+        with_buf(pages, |bytes| {
             let offset = first * PAGE as u64;
-            self.read.read_exact_at(bytes, offset).map_err(|e| {
+            self.read.read_at(bytes, offset).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     SpannError::corrupt(
                         &self.path,
@@ -199,19 +224,14 @@ impl PageFile {
         pages: usize,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
-        if self.mode == IoMode::Direct || !nowait::supported() {
+        if self.mode == IoMode::Direct || !self.read.nowait_supported() {
             return None;
         }
-        BUF.with(|b| {
-            let mut buf = b.borrow_mut();
-            if buf.len() < pages {
-                buf.resize(pages, Page([0; PAGE]));
-            }
-            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..pages]);
+        with_buf(pages, |bytes| {
             // A short read (part cached, or the end of the file) is a miss:
             // the blocking read reports truncation properly.
-            (nowait::read_at(&self.read, bytes, first * PAGE as u64) == Some(bytes.len()))
-                .then(|| f(bytes))
+            let got = self.read.read_at_nowait(bytes, first * PAGE as u64);
+            (matches!(got, Ok(Some(n)) if n == bytes.len())).then(|| f(bytes))
         })
     }
 
@@ -237,21 +257,18 @@ impl PageFile {
     /// Writes `bytes` at `offset` (through the page cache).
     pub fn write_bytes(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         self.write
-            .write_all_at(bytes, offset)
+            .write_at(bytes, offset)
             .map_err(SpannError::io(&self.path))
     }
 
     /// Flushes written data to the device.
     pub fn sync(&self) -> Result<()> {
-        self.write.sync_data().map_err(SpannError::io(&self.path))
+        self.write.sync().map_err(SpannError::io(&self.path))
     }
 
     /// Bytes in the file.
     pub fn byte_len(&self) -> Result<u64> {
-        self.write
-            .metadata()
-            .map(|m| m.len())
-            .map_err(SpannError::io(&self.path))
+        self.write.len().map_err(SpannError::io(&self.path))
     }
 
     /// Sets the file's length (new bytes read as zeros).
@@ -262,48 +279,10 @@ impl PageFile {
     }
 }
 
-/// Non-blocking positional reads from the page cache (`RWF_NOWAIT`, Linux
-/// 4.14+). Elsewhere, or if the kernel refuses the flag once, every read is
-/// a miss.
-mod nowait {
-    use std::fs::File;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
-
-    pub fn supported() -> bool {
-        cfg!(target_os = "linux") && !UNSUPPORTED.load(Ordering::Relaxed)
-    }
-
-    /// Bytes read into `buf` at `offset` without waiting for the device;
-    /// `None` if that would have to wait (or failed).
-    #[cfg(target_os = "linux")]
-    pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Option<usize> {
-        use rustix::io::{preadv2, Errno, ReadWriteFlags};
-        match preadv2(
-            file,
-            &mut [std::io::IoSliceMut::new(buf)],
-            offset,
-            ReadWriteFlags::NOWAIT,
-        ) {
-            Ok(n) => Some(n),
-            Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => {
-                UNSUPPORTED.store(true, Ordering::Relaxed);
-                None
-            }
-            Err(_) => None,
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub fn read_at(_file: &File, _buf: &mut [u8], _offset: u64) -> Option<usize> {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quiver_storage::FsBackend;
 
     fn header() -> FileHeader {
         FileHeader {
@@ -319,8 +298,8 @@ mod tests {
     fn cached_reads_return_what_blocking_reads_do_or_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data");
-        PageFile::create(&path, header()).unwrap();
-        let f = PageFile::open(&path, header(), IoMode::Buffered).unwrap();
+        PageFile::write_new(&FsBackend, &path, header()).unwrap();
+        let f = PageFile::open(&FsBackend, &path, header(), IoMode::Buffered).unwrap();
         let data: Vec<u8> = (0..3 * PAGE).map(|i| (i * 7 % 251) as u8).collect();
         f.write_pages(1, &data).unwrap();
         // Just written through the page cache, so where the kernel and the
@@ -346,12 +325,12 @@ mod tests {
     fn direct_mode_never_reads_from_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data");
-        PageFile::create(&path, header()).unwrap();
-        let f = PageFile::open(&path, header(), IoMode::Buffered).unwrap();
+        PageFile::write_new(&FsBackend, &path, header()).unwrap();
+        let f = PageFile::open(&FsBackend, &path, header(), IoMode::Buffered).unwrap();
         f.write_pages(1, &[1u8; PAGE]).unwrap();
         drop(f);
         // Some filesystems (tmpfs) refuse O_DIRECT; nothing to check there.
-        if let Ok(d) = PageFile::open(&path, header(), IoMode::Direct) {
+        if let Ok(d) = PageFile::open(&FsBackend, &path, header(), IoMode::Direct) {
             assert!(d.read_pages_cached(1, 1, |_| ()).is_none());
         }
     }

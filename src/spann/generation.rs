@@ -31,18 +31,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use parking_lot::{Mutex, RwLock};
+use quiver_storage::Backend;
 
 use super::alloc::{Allocator, Extent, FreeExtent};
 use super::codec::Codec;
 use super::epoch::{Deferred, Epochs};
 use super::file::PageFile;
-use super::meta::{sync_dir, Meta, MetaInfo};
+use super::meta::{Meta, MetaInfo};
 use super::posting::PAGE;
 use super::segvec::SegVec;
 use super::slots::{Cell, State};
 use super::versions::{self, VersionMap};
 use super::{
-    header, Encoding, OpenOptions, PostingLayout, PostingSlot, Result, Spann, SpannError,
+    header, Encoding, OpenParams, PostingLayout, PostingSlot, Result, Spann, SpannError,
     SpannParams, POSTINGS_MAGIC, VECTORS_MAGIC,
 };
 use crate::distance::Metric;
@@ -77,20 +78,17 @@ fn kind(name: &str) -> Option<Kind> {
     g.parse().ok().map(Kind::Heads)
 }
 
-fn entries(dir: &Path) -> Result<Vec<(PathBuf, Kind)>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(SpannError::io(dir))? {
-        let e = e.map_err(SpannError::io(dir))?;
-        if let Some(k) = e.file_name().to_str().and_then(kind) {
-            out.push((e.path(), k));
-        }
-    }
-    Ok(out)
+fn entries(backend: &dyn Backend, dir: &Path) -> Result<Vec<(PathBuf, Kind)>> {
+    let names = backend.list(dir).map_err(SpannError::io(dir))?;
+    Ok(names
+        .iter()
+        .filter_map(|n| kind(n).map(|k| (dir.join(n), k)))
+        .collect())
 }
 
 /// The complete generations in `dir` (those with a `meta`), ascending.
-pub fn list(dir: &Path) -> Result<Vec<u64>> {
-    let mut g: Vec<u64> = entries(dir)?
+pub fn list(backend: &dyn Backend, dir: &Path) -> Result<Vec<u64>> {
+    let mut g: Vec<u64> = entries(backend, dir)?
         .into_iter()
         .filter_map(|(_, k)| match k {
             Kind::Meta(g) => Some(g),
@@ -103,34 +101,39 @@ pub fn list(dir: &Path) -> Result<Vec<u64>> {
 
 /// Removes the generation files of `dir` for which `doomed` is true, and
 /// temp files; fsyncs the directory if anything went.
-fn remove(dir: &Path, doomed: impl Fn(u64) -> bool) -> Result<()> {
+fn remove(backend: &dyn Backend, dir: &Path, doomed: impl Fn(u64) -> bool) -> Result<()> {
     let mut any = false;
-    for (path, k) in entries(dir)? {
+    for (path, k) in entries(backend, dir)? {
         let go = match k {
             Kind::Meta(g) | Kind::Heads(g) => doomed(g),
             Kind::Temp => true,
         };
         if go {
-            std::fs::remove_file(&path).map_err(SpannError::io(&path))?;
+            backend.remove(&path).map_err(SpannError::io(&path))?;
             any = true;
         }
     }
     if any {
-        sync_dir(dir)?;
+        backend.sync_dir(dir).map_err(SpannError::io(dir))?;
     }
     Ok(())
 }
 
 /// Removes every generation file (before a build replaces the index).
-pub(crate) fn remove_all(dir: &Path) -> Result<()> {
-    remove(dir, |_| true)
+pub(crate) fn remove_all(backend: &dyn Backend, dir: &Path) -> Result<()> {
+    remove(backend, dir, |_| true)
+}
+
+/// Whether `path` exists, through `backend`.
+pub(crate) fn exists(backend: &dyn Backend, path: &Path) -> Result<bool> {
+    backend.exists(path).map_err(SpannError::io(path))
 }
 
 impl Spann {
     /// Opens the newest complete generation of the index in `dir`.
-    pub fn open(dir: &Path, opts: OpenOptions) -> Result<Self> {
-        let Some(&g) = list(dir)?.last() else {
-            if dir.join("meta").exists() {
+    pub fn open(dir: &Path, opts: OpenParams) -> Result<Self> {
+        let Some(&g) = list(&*opts.backend, dir)?.last() else {
+            if exists(&*opts.backend, &dir.join("meta"))? {
                 return Err(SpannError::corrupt(
                     dir.join("meta"),
                     0,
@@ -153,9 +156,10 @@ impl Spann {
     /// its `meta`, and removes the files of newer generations (never
     /// committed by the owner). Bytes past what the generation uses are cut
     /// off `postings.dat` and `vectors.f32`.
-    pub fn open_generation(dir: &Path, generation: u64, opts: OpenOptions) -> Result<Self> {
+    pub fn open_generation(dir: &Path, generation: u64, opts: OpenParams) -> Result<Self> {
+        let backend = opts.backend;
         let mpath = meta_path(dir, generation);
-        let meta = Meta::load(&mpath)?;
+        let meta = Meta::load(&*backend, &mpath)?;
         if meta.info.generation != generation {
             return Err(SpannError::corrupt(
                 &mpath,
@@ -163,12 +167,12 @@ impl Spann {
                 format!("holds generation {}", meta.info.generation),
             ));
         }
-        remove(dir, |g| g > generation)?;
-        let oldest = list(dir)?.first().copied().unwrap_or(generation);
+        remove(&*backend, dir, |g| g > generation)?;
+        let oldest = list(&*backend, dir)?.first().copied().unwrap_or(generation);
         let info = meta.info.clone();
         let hpath = heads_path(dir, generation);
         let n = meta.postings.len();
-        let heads = Hnsw::load(&hpath, 64 + n / 8)?;
+        let heads = Hnsw::load_from(&*backend, &hpath, 64 + n / 8)?;
         if heads.dim() != info.dim
             || heads.metric() != info.metric
             || heads.len() != n
@@ -211,6 +215,7 @@ impl Spann {
         }
         let free = check_extents(&meta, &heads, &mpath)?;
         let postings_file = PageFile::open(
+            &*backend,
             &dir.join("postings.dat"),
             header(POSTINGS_MAGIC, &info),
             opts.io,
@@ -225,6 +230,7 @@ impl Spann {
         let ids = meta.versions.len();
         let (vectors_file, vectors_len) = if encoding != Encoding::F32 {
             let f = PageFile::open(
+                &*backend,
                 &dir.join("vectors.f32"),
                 header(VECTORS_MAGIC, &info),
                 opts.io,
@@ -258,6 +264,7 @@ impl Spann {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
+            backend,
             params: info.params,
             dim: info.dim,
             metric: info.metric,
@@ -297,7 +304,7 @@ impl Spann {
         dim: usize,
         metric: Metric,
         params: SpannParams,
-        opts: OpenOptions,
+        opts: OpenParams,
     ) -> Result<Spann> {
         params.validate()?;
         if dim == 0 || dim > 65_535 {
@@ -319,14 +326,15 @@ impl Spann {
                     .into(),
             ));
         }
-        std::fs::create_dir_all(dir).map_err(SpannError::io(dir))?;
-        if !list(dir)?.is_empty() || dir.join("meta").exists() {
+        let backend = &*opts.backend;
+        backend.create_dir_all(dir).map_err(SpannError::io(dir))?;
+        if !list(backend, dir)?.is_empty() || exists(backend, &dir.join("meta"))? {
             return Err(SpannError::InvalidParam(format!(
                 "{} already holds a SPANN index",
                 dir.display()
             )));
         }
-        remove_all(dir)?;
+        remove_all(backend, dir)?;
         let meta = Meta {
             info: MetaInfo {
                 params,
@@ -341,18 +349,23 @@ impl Spann {
             versions: Vec::new(),
             free: Vec::new(),
         };
-        PageFile::create(
+        PageFile::write_new(
+            backend,
             &dir.join("postings.dat"),
             header(POSTINGS_MAGIC, &meta.info),
         )?;
         if params.encoding != Encoding::F32 {
-            PageFile::create(&dir.join("vectors.f32"), header(VECTORS_MAGIC, &meta.info))?;
+            PageFile::write_new(
+                backend,
+                &dir.join("vectors.f32"),
+                header(VECTORS_MAGIC, &meta.info),
+            )?;
         } else {
-            let _ = std::fs::remove_file(dir.join("vectors.f32"));
+            let _ = backend.remove(&dir.join("vectors.f32"));
         }
         let heads = Hnsw::new(dim, metric, params.hnsw, 0)?;
-        heads.save(&heads_path(dir, 1))?;
-        meta.save(&meta_path(dir, 1))?;
+        heads.save_to(backend, &heads_path(dir, 1))?;
+        meta.save(backend, &meta_path(dir, 1))?;
         Spann::open_generation(dir, 1, opts)
     }
 
@@ -419,11 +432,13 @@ impl Spann {
         if let Some(v) = &self.vectors_file {
             v.sync()?;
         }
-        self.heads
-            .read()
-            .save_with_deleted(&heads_path(&self.dir, g), &deleted)?;
+        self.heads.read().save_with_deleted_to(
+            &*self.backend,
+            &heads_path(&self.dir, g),
+            &deleted,
+        )?;
         drop(graph);
-        meta.save(&meta_path(&self.dir, g))?;
+        meta.save(&*self.backend, &meta_path(&self.dir, g))?;
         self.written.store(g, Ordering::Release);
         Ok(g)
     }
@@ -439,7 +454,7 @@ impl Spann {
                 "release_before({generation}): the newest generation is {written}"
             )));
         }
-        remove(&self.dir, |g| g < generation)?;
+        remove(&*self.backend, &self.dir, |g| g < generation)?;
         let mut a = self.alloc.lock();
         let before = a.file_pages();
         a.set_oldest(generation);

@@ -31,7 +31,7 @@ impl Spann {
 #[cfg(test)]
 mod tests {
     use crate::distance::Metric;
-    use crate::spann::{Encoding, OpenOptions, Spann, SpannParams};
+    use crate::spann::{Encoding, OpenParams, Spann, SpannParams};
 
     #[test]
     fn vector_reads_back_what_was_inserted_until_deleted() {
@@ -40,7 +40,7 @@ mod tests {
             encoding: Encoding::F16,
             ..SpannParams::default()
         };
-        let s = Spann::create(dir.path(), 4, Metric::L2, params, OpenOptions::default()).unwrap();
+        let s = Spann::create(dir.path(), 4, Metric::L2, params, OpenParams::default()).unwrap();
         let data: Vec<f32> = (0..40).map(|i| i as f32 * 0.25).collect();
         let ids = s.insert_batch(&data).unwrap();
         assert_eq!(s.live_len(), 10);

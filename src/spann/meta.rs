@@ -1,10 +1,12 @@
 //! The `meta.<G>` file of generation G: settings, quantizer, posting table,
 //! version map and free list, in one checksummed blob written atomically
-//! (temp file, fsync, rename, fsync the directory). Layout in
+//! (`quiver_storage::write_atomic`: temp file, fsync, rename, fsync the
+//! directory). Layout in
 //! docs/FORMAT.md; the decoder checks every length and never panics.
 
 use std::path::Path;
 
+use quiver_storage::Backend;
 use serde::{Deserialize, Serialize};
 
 use super::alloc::{Extent, FreeExtent};
@@ -197,36 +199,33 @@ impl Meta {
         })
     }
 
-    /// Writes `path` atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        write_atomic(path, &self.to_bytes()?)
+    /// Writes `path` atomically through `backend` (temp file, fsync,
+    /// rename, fsync the directory).
+    pub fn save(&self, backend: &dyn Backend, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        let (dir, name) = split_path(path)?;
+        quiver_storage::write_atomic(backend, dir, name, &[&bytes]).map_err(|e| SpannError::Io {
+            file: path.to_path_buf(),
+            source: e.into_io(),
+        })
     }
 
-    pub fn load(path: &Path) -> Result<Meta> {
-        let bytes = std::fs::read(path).map_err(SpannError::io(path))?;
+    pub fn load(backend: &dyn Backend, path: &Path) -> Result<Meta> {
+        let bytes = backend.read(path).map_err(SpannError::io(path))?;
         Meta::from_bytes(&bytes, path)
     }
 }
 
-/// Writes a file atomically: temp file, fsync, rename, fsync the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(SpannError::io(&tmp))?;
-    f.write_all(bytes).map_err(SpannError::io(&tmp))?;
-    f.sync_all().map_err(SpannError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(SpannError::io(path))?;
-    if let Some(d) = path.parent() {
-        sync_dir(d)?;
+/// The directory and file name of `path`.
+fn split_path(path: &Path) -> Result<(&Path, &str)> {
+    let name = path.file_name().and_then(|n| n.to_str());
+    match (path.parent(), name) {
+        (Some(dir), Some(name)) => Ok((dir, name)),
+        _ => Err(SpannError::InvalidParam(format!(
+            "{} is not a file path",
+            path.display()
+        ))),
     }
-    Ok(())
-}
-
-/// Fsyncs a directory (so renames and removals in it are durable).
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(SpannError::io(dir))
 }
 
 struct Cursor<'a> {

@@ -56,7 +56,8 @@
 //! references; [`Spann::open`] opens the newest generation,
 //! [`Spann::open_generation`] a given one. Updates after the last
 //! checkpoint are lost by a crash: the owner (a collection) replays them
-//! from its WAL. Formats in docs/FORMAT.md.
+//! from its WAL. Formats in docs/FORMAT.md. Every file is read and written
+//! through the `quiver_storage` backend of [`OpenParams`].
 
 pub mod alloc;
 pub mod assign;
@@ -88,8 +89,10 @@ pub use update::{SpaceStats, UpdateStats};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use quiver_storage::Backend;
 
 use crate::distance::{DistanceKernel, Metric};
 use crate::hnsw::Hnsw;
@@ -117,20 +120,24 @@ pub struct PostingSlot {
     pub bytes: u32,
 }
 
-/// How an index is opened.
-#[derive(Clone, Copy, Debug)]
-pub struct OpenOptions {
+/// How an index is opened (or built, or created).
+#[derive(Clone, Debug)]
+pub struct OpenParams {
     /// Buffered or `O_DIRECT` reads.
     pub io: IoMode,
     /// Threads issuing posting reads in parallel (and scanning them).
     pub io_threads: usize,
+    /// What every file of the index is read and written through.
+    /// Default: the real file system.
+    pub backend: Arc<dyn Backend>,
 }
 
-impl Default for OpenOptions {
+impl Default for OpenParams {
     fn default() -> Self {
         Self {
             io: IoMode::Buffered,
             io_threads: 32,
+            backend: quiver_storage::backend::default_backend(),
         }
     }
 }
@@ -139,6 +146,7 @@ impl Default for OpenOptions {
 /// `Arc`) between searching and updating threads.
 pub struct Spann {
     dir: PathBuf,
+    backend: Arc<dyn Backend>,
     params: SpannParams,
     dim: usize,
     metric: Metric,
@@ -201,6 +209,11 @@ impl Spann {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The backend the index's files go through.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     /// Vector ids issued (deleted ones included).

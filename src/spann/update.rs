@@ -833,7 +833,7 @@ mod tests {
     use super::*;
     use crate::dataset;
     use crate::distance::Metric;
-    use crate::spann::{OpenOptions, SearchParams, SpannParams};
+    use crate::spann::{OpenParams, SearchParams, SpannParams};
 
     /// One id reassigned far more often than a 7-bit version could count:
     /// none of its hundreds of stale copies may count as live again.
@@ -852,7 +852,7 @@ mod tests {
             data.clone(),
             Metric::L2,
             params,
-            OpenOptions::default(),
+            OpenParams::default(),
             false,
         )
         .unwrap();
@@ -888,7 +888,7 @@ mod tests {
         assert!(entries(&index) <= before - first as u32 + copies);
         index.flush().unwrap();
         drop(index);
-        let index = Spann::open(dir.path(), OpenOptions::default()).unwrap();
+        let index = Spann::open(dir.path(), OpenParams::default()).unwrap();
         assert_eq!(index.replica_counts().unwrap()[x as usize] as u32, copies);
         assert_eq!(index.versions.word(x), Some(rounds));
     }

@@ -115,6 +115,16 @@ impl Error {
         }
     }
 
+    /// The error as an `io::Error`: the OS error itself for [`Error::Io`]
+    /// (kind and errno kept), anything else wrapped (for callers whose own
+    /// error type records I/O failures as `io::Error`).
+    pub fn into_io(self) -> io::Error {
+        match self {
+            Error::Io { source, .. } => source,
+            other => io::Error::other(other),
+        }
+    }
+
     /// True for the corruption variants (`ChecksumMismatch`, `Corrupt`, `UnsupportedVersion`).
     pub fn is_corruption(&self) -> bool {
         matches!(

@@ -1,12 +1,14 @@
 //! Immutable data files: a 64-byte checksummed header, then the payload.
 //!
-//! Written atomically: to `<name>.tmp`, fsynced, renamed to `<name>`, and the
-//! directory fsynced, so a crash leaves either no file or the whole file.
+//! Written atomically ([`crate::publish`]): to `<name>.tmp`, fsynced, renamed
+//! to `<name>`, and the directory fsynced, so a crash leaves either no file or
+//! the whole file.
 //! The payload starts at offset 64, so an mmap of the file (page-aligned)
 //! gives a payload aligned to 64 bytes: enough for any primitive element type.
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+pub use crate::publish::write_atomic;
 use std::path::Path;
 
 /// Magic at the start of every data file.
@@ -123,30 +125,6 @@ impl DataHeader {
         }
         Ok(())
     }
-}
-
-/// Writes `parts` (concatenated) to `dir/name` atomically: temp file, fsync, rename, fsync dir.
-pub fn write_atomic(backend: &dyn Backend, dir: &Path, name: &str, parts: &[&[u8]]) -> Result<()> {
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let dst = dir.join(name);
-    let write = || -> std::io::Result<()> {
-        let mut f = backend.create(&tmp)?;
-        for part in parts {
-            f.append(part)?;
-        }
-        f.sync()
-    };
-    if let Err(e) = write() {
-        let _ = backend.remove(&tmp);
-        return Err(Error::io("write", &tmp, e));
-    }
-    if let Err(e) = backend.rename(&tmp, &dst) {
-        let _ = backend.remove(&tmp);
-        return Err(Error::io("rename", &tmp, e));
-    }
-    backend
-        .sync_dir(dir)
-        .map_err(|e| Error::io("fsync dir", dir, e))
 }
 
 /// Writes an immutable data file `dir/name` atomically; returns its total length.

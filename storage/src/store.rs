@@ -134,6 +134,11 @@ impl Store {
         &self.removed_on_open
     }
 
+    /// The backend every file of the store goes through.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

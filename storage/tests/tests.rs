@@ -2,6 +2,7 @@
 
 mod common;
 mod corpus;
+mod random_file;
 mod store;
 mod wal_basic;
 mod wal_crash;

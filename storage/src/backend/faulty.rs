@@ -1,13 +1,15 @@
 //! [`FaultyBackend`]: wraps another backend and fails chosen operations, for tests.
 //!
 //! Faults are armed by operation kind and count: "fail the 3rd `Sync` from now
-//! with EIO", "make the next `Append` a short write". [`FaultyBackend::crash_after`]
-//! simulates a power cut: after `n` more operations every operation fails, so
-//! nothing later reaches the disk.
+//! with EIO", "make the next `Append` a short write", "tear the 40th
+//! operation of any kind". Every operation of the backend, of its
+//! [`FileHandle`]s and of its [`RandomFile`]s counts, reads included.
+//! [`FaultyBackend::crash_after`] simulates a power cut: after `n` more
+//! operations every operation fails, so nothing later reaches the disk.
 
-use super::{Backend, FileHandle};
+use super::{Backend, FileHandle, FileOptions, RandomFile};
 use parking_lot::Mutex;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,12 +37,24 @@ pub enum Op {
     SyncDir,
     /// [`FileHandle::append`]
     Append,
-    /// [`FileHandle::write_at`]
+    /// [`FileHandle::write_at`], [`RandomFile::write_at`]
     WriteAt,
-    /// [`FileHandle::sync`]
+    /// [`FileHandle::sync`], [`RandomFile::sync`]
     Sync,
-    /// [`FileHandle::set_len`]
+    /// [`FileHandle::set_len`], [`RandomFile::set_len`]
     SetLen,
+    /// [`Backend::open_file`]
+    OpenFile,
+    /// [`RandomFile::read_at`]
+    ReadAt,
+    /// [`RandomFile::read_vectored_at`]
+    ReadVectored,
+    /// [`RandomFile::read_at_nowait`]
+    ReadNowait,
+    /// [`RandomFile::allocate`]
+    Allocate,
+    /// [`RandomFile::len`]
+    FileLen,
 }
 
 /// What an injected fault does.
@@ -50,8 +64,13 @@ pub enum Fault {
     NoSpace,
     /// Fails with EIO, writing nothing.
     Io,
-    /// Writes the first half of the buffer, then fails with ENOSPC (for non-writes: EIO).
+    /// Writes the first half of the buffer, then fails with ENOSPC (other
+    /// operations fail with ENOSPC, doing nothing).
     ShortWrite,
+    /// A power cut in the middle of the operation: a write puts the first
+    /// half of its buffer in the file; the operation and every later one
+    /// fail with EIO (as after [`FaultyBackend::crash_after`]).
+    TornWrite,
 }
 
 #[derive(Debug)]
@@ -94,6 +113,9 @@ impl Plan {
         if fault.is_some() {
             self.injected += 1;
         }
+        if fault == Some(Fault::TornWrite) {
+            self.crash_after = Some(0);
+        }
         fault
     }
 }
@@ -101,7 +123,24 @@ impl Plan {
 fn error_for(fault: Fault) -> io::Error {
     match fault {
         Fault::NoSpace | Fault::ShortWrite => io::Error::from(rustix::io::Errno::NOSPC),
-        Fault::Io => io::Error::from(rustix::io::Errno::IO),
+        Fault::Io | Fault::TornWrite => io::Error::from(rustix::io::Errno::IO),
+    }
+}
+
+/// Runs a write with `fault` (if any): short and torn writes put the first
+/// half of `buf` in the file before failing.
+fn faulty_write(
+    fault: Option<Fault>,
+    buf: &[u8],
+    write: impl FnOnce(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    match fault {
+        None => write(buf),
+        Some(f @ (Fault::ShortWrite | Fault::TornWrite)) => {
+            write(&buf[..buf.len() / 2])?;
+            Err(error_for(f))
+        }
+        Some(f) => Err(error_for(f)),
     }
 }
 
@@ -169,18 +208,11 @@ struct FaultyFile {
 impl FaultyFile {
     fn write(&mut self, op: Op, offset: Option<u64>, buf: &[u8]) -> io::Result<()> {
         let fault = self.plan.lock().check(op);
-        let write = |f: &mut Box<dyn FileHandle>, b: &[u8]| match offset {
-            Some(off) => f.write_at(off, b),
-            None => f.append(b),
-        };
-        match fault {
-            None => write(&mut self.inner, buf),
-            Some(Fault::ShortWrite) => {
-                write(&mut self.inner, &buf[..buf.len() / 2])?;
-                Err(error_for(Fault::ShortWrite))
-            }
-            Some(f) => Err(error_for(f)),
-        }
+        let inner = &mut self.inner;
+        faulty_write(fault, buf, |b| match offset {
+            Some(off) => inner.write_at(off, b),
+            None => inner.append(b),
+        })
     }
 
     fn check(&self, op: Op) -> io::Result<()> {
@@ -234,6 +266,15 @@ impl Backend for FaultyBackend {
         }))
     }
 
+    fn open_file(&self, path: &Path, opts: FileOptions) -> io::Result<Box<dyn RandomFile>> {
+        self.check(Op::OpenFile)?;
+        let inner = self.inner.open_file(path, opts)?;
+        Ok(Box::new(FaultyRandomFile {
+            inner,
+            plan: self.plan.clone(),
+        }))
+    }
+
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.check(Op::Read)?;
         self.inner.read(path)
@@ -267,5 +308,66 @@ impl Backend for FaultyBackend {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check(Op::SyncDir)?;
         self.inner.sync_dir(dir)
+    }
+}
+
+#[derive(Debug)]
+struct FaultyRandomFile {
+    inner: Box<dyn RandomFile>,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl FaultyRandomFile {
+    fn check(&self, op: Op) -> io::Result<()> {
+        match self.plan.lock().check(op) {
+            Some(fault) => Err(error_for(fault)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RandomFile for FaultyRandomFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.check(Op::ReadAt)?;
+        self.inner.read_at(buf, offset)
+    }
+
+    fn read_vectored_at(&self, bufs: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<()> {
+        self.check(Op::ReadVectored)?;
+        self.inner.read_vectored_at(bufs, offset)
+    }
+
+    fn nowait_supported(&self) -> bool {
+        self.inner.nowait_supported()
+    }
+
+    fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> io::Result<Option<usize>> {
+        self.check(Op::ReadNowait)?;
+        self.inner.read_at_nowait(buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let fault = self.plan.lock().check(Op::WriteAt);
+        faulty_write(fault, buf, |b| self.inner.write_at(b, offset))
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.check(Op::Sync)?;
+        self.inner.sync()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check(Op::SetLen)?;
+        self.inner.set_len(len)
+    }
+
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.check(Op::Allocate)?;
+        self.inner.allocate(offset, len)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.check(Op::FileLen)?;
+        self.inner.len()
     }
 }
