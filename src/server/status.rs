@@ -6,7 +6,7 @@
 
 use tonic::{Code, Status};
 
-use super::registry::RegistryError;
+use super::data_dir::RegistryError;
 use crate::collection::CollectionError;
 
 impl From<CollectionError> for Status {
