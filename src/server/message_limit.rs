@@ -140,10 +140,7 @@ impl http_body::Body for LimitedBody {
                 let max = self.max;
                 if let Some(len) = self.framing.read(data, max) {
                     self.failed = true;
-                    return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                        "request message of {len} bytes is over the server's \
-                         max_message_bytes of {max}: send smaller batches"
-                    )))));
+                    return Poll::Ready(Some(Err(super::status::request_too_large(len, max))));
                 }
             }
         }

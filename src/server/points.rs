@@ -44,10 +44,7 @@ impl PointsService {
         let len = message.encoded_len();
         let max = self.limits.max_message_bytes;
         if len > max {
-            return Err(Status::resource_exhausted(format!(
-                "the response would be {len} bytes, over the server's max_message_bytes of {max}: \
-                 ask for fewer points, or without vectors or payloads"
-            )));
+            return Err(super::status::response_too_large(len, max));
         }
         Ok(Response::new(message))
     }

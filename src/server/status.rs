@@ -59,6 +59,22 @@ pub fn over_limit(field: &str, len: usize, max: usize) -> Status {
     ))
 }
 
+/// RESOURCE_EXHAUSTED for a request message over `max_message_bytes`.
+pub fn request_too_large(len: u64, max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "request message of {len} bytes is over the server's max_message_bytes of {max}: \
+         send smaller batches"
+    ))
+}
+
+/// RESOURCE_EXHAUSTED for a response that would exceed `max_message_bytes`.
+pub fn response_too_large(len: usize, max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "the response would be {len} bytes, over the server's max_message_bytes of {max}: \
+         ask for fewer points, or without vectors or payloads"
+    ))
+}
+
 /// A task that was cancelled or panicked.
 pub fn join_error(e: tokio::task::JoinError) -> Status {
     tracing::error!(error = %e, "request task failed");
