@@ -1,7 +1,7 @@
 //! quiver: an approximate-nearest-neighbour vector database.
 //!
 //! Module map: [`distance`] (metrics and SIMD kernels), [`quant`] (f16 and SQ8
-//! codecs), [`hnsw`] (the in-memory graph index), [`dataset`] (ANN dataset
+//! codecs), [`hnsw`] (the in-memory graph index), [`limits`] (every limit, named), [`dataset`] (ANN dataset
 //! file formats and exact ground truth), [`collection`] (durable collections),
 //! [`server`] (the gRPC service of `quiver serve`).
 #![deny(unsafe_code)]
@@ -11,6 +11,7 @@ pub mod dataset;
 #[allow(unsafe_code)]
 pub mod distance;
 pub mod hnsw;
+pub mod limits;
 pub mod quant;
 pub mod server;
 pub mod spann;

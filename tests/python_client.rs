@@ -1,7 +1,9 @@
 //! The Python client example (`examples/python/`) against the real server:
 //! generates the stubs with grpcio-tools into a temporary directory, runs
 //! `quiver_client.py` and checks every step it reports. Skipped with a note
-//! when grpcio / grpcio-tools are missing, except under CI.
+//! when grpcio / grpcio-tools are missing, except under CI. Also the
+//! reflection clients of Python (`tests/python/reflection.py`, needs
+//! grpcio-reflection).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -94,5 +96,51 @@ async fn python_client_example_runs_against_the_server() {
         "{}",
         text(&o)
     );
+    assert!(server.stop().success());
+}
+
+/// Python's reflection clients: grpcio-reflection (v1alpha only) lists the
+/// services and resolves a method's types; the same request on the v1 path
+/// lists them too (`tests/python/reflection.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_reflection_clients_speak_v1alpha_and_v1() {
+    if !python_has("grpc, grpc_reflection") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start(tmp.path());
+    server.connect().await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/reflection.py");
+    let o = python(&script, vec!["--addr".into(), server.addr.clone()]).await;
+    assert!(o.status.success(), "reflection.py: {}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let services = |prefix: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {}", text(&o)))
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    };
+    for version in ["v1alpha services: ", "v1 services: "] {
+        let listed = services(version);
+        for s in [
+            "quiver.v1.Collections",
+            "quiver.v1.Points",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                listed.iter().any(|n| n == s),
+                "{version}{s} not in {listed:?}"
+            );
+        }
+    }
+    assert!(
+        stdout.contains("v1alpha Points.Search input: quiver.v1.SearchRequest"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(stdout.lines().last(), Some("ok"), "{}", text(&o));
     assert!(server.stop().success());
 }

@@ -384,7 +384,7 @@ fn generations_reopen_exactly_after_later_updates_and_uncommitted_checkpoints() 
     assert!(!meta_path(dir.path(), g3).exists());
     assert!(matches!(
         index.release_before(g2 + 1),
-        Err(SpannError::InvalidParam(_))
+        Err(SpannError::InvalidParam { .. })
     ));
 }
 
@@ -450,7 +450,7 @@ fn create_refuses_sq8_and_existing_indexes() {
     };
     assert!(matches!(
         Spann::create(dir.path(), 8, Metric::L2, sq8, opts()),
-        Err(SpannError::InvalidParam(_))
+        Err(SpannError::InvalidParam { .. })
     ));
     let f16 = SpannParams {
         encoding: Encoding::F16,

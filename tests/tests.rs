@@ -14,6 +14,7 @@ mod load;
 mod offline_index;
 mod python_client;
 mod server;
+mod server_limits;
 mod server_ops;
 mod spann;
 mod spann_concurrent;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -15,14 +15,7 @@ use quiver::distance::{self, Metric};
 use quiver::hnsw::{Hnsw, HnswParams, Neighbor, VectorEncoding};
 use quiver::spann::{IoMode, OpenParams, SearchParams, SearchStats, Spann, SpannParams};
 
-#[derive(Clone, Copy, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IndexKind {
-    /// In-memory HNSW graph.
-    Hnsw,
-    /// SPANN: heads in memory, posting lists on disk (an index directory).
-    Spann,
-}
+use super::build_args::{IndexKind, SpannBuildArgs};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -95,7 +88,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32)]
     io_threads: usize,
     #[command(flatten)]
-    spann: super::index::SpannBuildArgs,
+    spann: SpannBuildArgs,
 }
 
 /// One row of the sweep.

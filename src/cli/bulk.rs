@@ -10,84 +10,47 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use quiver::collection::Point;
+use quiver::collection::{CollectionConfig, CollectionError, FsyncPolicy, Point};
 use quiver::dataset;
-use quiver::server::{pb, NewCollection, OfflineBuild};
+use quiver::server::OfflineBuild;
 
-use super::bench::IndexKind;
-use super::index::IndexArgs;
+use super::build_args::{FsyncArg, IndexArgs, IndexKind};
 
-/// Fsync mode of the built collection (as `Create`'s `fsync`).
-#[derive(Clone, Copy, ValueEnum)]
-pub enum FsyncArg {
-    /// Acknowledge writes after fsync (the server's default).
-    Always,
-    /// Fsync every --fsync-interval-ms.
-    Interval,
-    /// Fsync on WAL rotation and checkpoints only.
-    Never,
-}
-
-/// Flags that apply only to `--data/--collection` builds.
-#[derive(Args)]
-pub struct BulkArgs {
-    /// Collection builds: id of the first vector (row i gets start_id + i, as `quiver import`) [default: 0].
-    #[arg(long)]
-    start_id: Option<u64>,
-    /// Collection builds: points per write batch [default: 10000].
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Collection builds: the collection's fsync mode, always | interval | never [default: always].
-    #[arg(long, value_enum)]
-    fsync: Option<FsyncArg>,
-    /// Collection builds: interval for `--fsync interval`.
-    #[arg(long)]
-    fsync_interval_ms: Option<u64>,
-}
-
-impl BulkArgs {
-    /// Whether any of these flags was given.
-    pub fn is_set(&self) -> bool {
-        self.start_id.is_some()
-            || self.batch.is_some()
-            || self.fsync.is_some()
-            || self.fsync_interval_ms.is_some()
-    }
-}
-
-/// The `Create` request a server would get for these flags, so that the
-/// collection's settings (and defaults) are exactly the server's.
-fn create_request(
-    a: &IndexArgs,
-    name: &str,
-    dim: usize,
-) -> anyhow::Result<pb::CreateCollectionRequest> {
+/// The collection settings for these flags: the defaults a server `Create`
+/// gives (`CollectionConfig::builder`) with the flags' values over them.
+fn collection_config(a: &IndexArgs, dim: usize) -> anyhow::Result<CollectionConfig> {
     let Some(metric) = a.metric else {
         bail!("--metric is required with --collection");
     };
-    let to_u32 =
-        |flag: &str, v: usize| u32::try_from(v).with_context(|| format!("{flag} {v} is too large"));
-    Ok(pb::CreateCollectionRequest {
-        name: name.to_string(),
-        dimension: to_u32("dimension", dim)?,
-        metric: pb::Metric::from(metric).into(),
-        hnsw_m: a.m.map(|m| to_u32("--m", m)).transpose()?,
-        hnsw_ef_construction: a
-            .ef_construction
-            .map(|e| to_u32("--ef-construction", e))
-            .transpose()?,
-        fsync: match a.bulk.fsync {
-            None => pb::FsyncMode::Unspecified,
-            Some(FsyncArg::Always) => pb::FsyncMode::Always,
-            Some(FsyncArg::Interval) => pb::FsyncMode::Interval,
-            Some(FsyncArg::Never) => pb::FsyncMode::Never,
+    let mut b = CollectionConfig::builder(dim, metric);
+    if let Some(m) = a.m {
+        b = b.hnsw_m(m);
+    }
+    if let Some(ef) = a.ef_construction {
+        b = b.hnsw_ef_construction(ef);
+    }
+    let fsync = match (a.bulk.fsync, a.bulk.fsync_interval_ms) {
+        (None | Some(FsyncArg::Always), _) => FsyncPolicy::Always,
+        (Some(FsyncArg::Never), _) => FsyncPolicy::Never,
+        (Some(FsyncArg::Interval), Some(ms)) if ms > 0 => FsyncPolicy::IntervalMs(ms),
+        (Some(FsyncArg::Interval), _) => {
+            bail!("--fsync-interval-ms: a positive interval is required with --fsync interval")
         }
-        .into(),
-        fsync_interval_ms: a.bulk.fsync_interval_ms,
-        ..Default::default()
+    };
+    b.fsync(fsync).build().map_err(|e| match e {
+        // Name the flag, not the settings field.
+        CollectionError::InvalidArgument { field, message } => {
+            let flag = match field.as_str() {
+                "dim" => "dimension of --base",
+                "hnsw.m" => "--m",
+                "hnsw.ef_construction" => "--ef-construction",
+                other => other,
+            };
+            anyhow::anyhow!("{flag}: {message}")
+        }
+        other => anyhow::anyhow!("{other}"),
     })
 }
 
@@ -112,9 +75,7 @@ pub fn run(a: IndexArgs) -> anyhow::Result<()> {
     if start_id.checked_add(n as u64 - 1).is_none() {
         bail!("--start-id {start_id}: ids of {n} vectors overflow u64");
     }
-    let config = NewCollection::try_from(create_request(&a, &name, dim)?)
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .config;
+    let config = collection_config(&a, dim)?;
     let build = OfflineBuild::create(&data, "--collection", &name, config)
         .with_context(|| format!("building collection {name:?} in {}", data.display()))?;
 

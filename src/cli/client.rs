@@ -73,8 +73,8 @@ impl Connection {
     /// The `quiver.v1.Points` client, with the API key and 64 MiB messages.
     pub fn points(&self) -> PointsClient<Authed> {
         PointsClient::with_interceptor(self.channel.clone(), self.auth.clone())
-            .max_encoding_message_size(64 << 20)
-            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(quiver::limits::DEFAULT_MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(quiver::limits::DEFAULT_MAX_MESSAGE_BYTES)
     }
 
     /// The `quiver.v1.Collections` client, with the API key.

@@ -2,112 +2,16 @@
 //! (`--index spann`: a directory; `--index hnsw`: one file). With `--data
 //! DIR --collection NAME` it builds a server collection instead (`bulk.rs`).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::Args;
 
 use quiver::dataset;
 use quiver::distance::Metric;
-use quiver::hnsw::{Hnsw, HnswParams, VectorEncoding};
-use quiver::spann::{Encoding, OpenParams, Spann, SpannParams};
+use quiver::hnsw::{Hnsw, HnswParams};
+use quiver::spann::{OpenParams, Spann};
 
-use super::bench::IndexKind;
-
-/// SPANN build settings shared by `quiver index` and `quiver bench`.
-#[derive(Args, Clone)]
-pub struct SpannBuildArgs {
-    /// SPANN: share of the vectors that become heads.
-    #[arg(long, default_value_t = SpannParams::default().head_ratio)]
-    pub head_ratio: f64,
-    /// SPANN: most postings a vector is written to.
-    #[arg(long, default_value_t = SpannParams::default().replicas)]
-    pub replicas: usize,
-    /// SPANN: ε₁, replicas only within (1+ε₁) of the nearest head.
-    #[arg(long, default_value_t = SpannParams::default().eps1)]
-    pub eps1: f32,
-    /// Vector encoding, f32 | f16 | sq8: of the postings (spann) or of the
-    /// graph's vectors (hnsw).
-    #[arg(long, default_value = "f32")]
-    pub encoding: Encoding,
-    /// SPANN: encoding of the head vectors in the in-memory head graph,
-    /// f32 | f16 | sq8.
-    #[arg(long, default_value = "f32")]
-    pub head_encoding: VectorEncoding,
-    /// SPANN: posting length limit in 4 KiB pages.
-    #[arg(long, default_value_t = SpannParams::default().max_posting_pages)]
-    pub max_posting_pages: u32,
-}
-
-impl SpannBuildArgs {
-    /// `--encoding` as the storage of an HNSW graph's vectors.
-    pub fn graph_encoding(&self) -> VectorEncoding {
-        match self.encoding {
-            Encoding::F32 => VectorEncoding::F32,
-            Encoding::F16 => VectorEncoding::F16,
-            Encoding::Sq8 => VectorEncoding::Sq8,
-        }
-    }
-
-    pub fn params(&self, m: usize, ef_construction: usize) -> SpannParams {
-        let d = SpannParams::default();
-        SpannParams {
-            head_ratio: self.head_ratio,
-            replicas: self.replicas,
-            replica_candidates: d.replica_candidates.max(self.replicas),
-            eps1: self.eps1,
-            encoding: self.encoding,
-            head_encoding: self.head_encoding,
-            max_posting_pages: self.max_posting_pages,
-            hnsw: HnswParams {
-                m,
-                ef_construction,
-                ..d.hnsw
-            },
-            ..d
-        }
-    }
-}
-
-#[derive(Args)]
-pub struct IndexArgs {
-    /// Base vectors (.fvecs, .bvecs, .fbin, .u8bin, .i8bin, .hdf5).
-    #[arg(long)]
-    pub(super) base: PathBuf,
-    /// Output: a directory for spann, a file for hnsw.
-    #[arg(long, required_unless_present = "data", conflicts_with = "data")]
-    pub(super) out: Option<PathBuf>,
-    /// Build a collection of this server data directory instead of a bare
-    /// index (with --collection); `quiver serve --data DATA` opens it.
-    #[arg(long, requires = "collection")]
-    pub(super) data: Option<PathBuf>,
-    /// Name of the collection to build in --data (refused if it exists).
-    #[arg(long, requires = "data")]
-    pub(super) collection: Option<String>,
-    /// l2 | ip | cosine [default: l2; required with --collection].
-    #[arg(long)]
-    pub(super) metric: Option<Metric>,
-    /// hnsw | spann [default: spann; collections are always hnsw].
-    #[arg(long, value_enum)]
-    pub(super) index: Option<IndexKind>,
-    /// HNSW M (of the head graph for spann) [default: 16, the server's default].
-    #[arg(long)]
-    pub(super) m: Option<usize>,
-    /// HNSW efConstruction [default: 200, the server's default].
-    #[arg(long)]
-    pub(super) ef_construction: Option<usize>,
-    /// Use only the first N base vectors.
-    #[arg(long)]
-    pub(super) limit: Option<usize>,
-    /// Build threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
-    pub(super) build_threads: usize,
-    #[command(flatten)]
-    pub(super) spann: SpannBuildArgs,
-    #[command(flatten)]
-    pub(super) bulk: super::bulk::BulkArgs,
-}
+use super::build_args::{IndexArgs, IndexKind};
 
 pub fn run(a: IndexArgs) -> anyhow::Result<()> {
     let Some(out) = a.out.clone() else {

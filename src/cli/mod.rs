@@ -13,6 +13,7 @@ macro_rules! out {
 }
 
 mod bench;
+mod build_args;
 mod bulk;
 mod client;
 mod crash_writer;
@@ -45,7 +46,7 @@ enum Command {
     Gt(gt::GtArgs),
     /// Build an index and write it to disk (a directory for `--index spann`),
     /// or with `--data --collection` a collection for `quiver serve` to open.
-    Index(index::IndexArgs),
+    Index(build_args::IndexArgs),
     /// Run the gRPC server over a data directory until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// Stream a dataset file into a running server's collection.

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{CollectionError, Result};
 use crate::distance::Metric;
-use crate::hnsw::HnswParams;
-use crate::spann::{Encoding, SpannParams};
+use crate::hnsw::{HnswError, HnswParams};
+use crate::limits;
+use crate::spann::{Encoding, SpannError, SpannParams};
 
 /// File name of the settings inside a collection directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -43,7 +44,7 @@ impl FsyncPolicy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectionConfig {
-    /// Vector dimension (1..=65535).
+    /// Vector dimension (1..=[`limits::MAX_DIMENSION`]).
     pub dim: usize,
     pub metric: Metric,
     /// Graph settings of the memory tier.
@@ -90,9 +91,9 @@ impl Default for CollectionConfig {
             metric: Metric::Cosine,
             hnsw: HnswParams::default(),
             ef_search: 64,
-            memory_tier_points: 100_000,
+            memory_tier_points: limits::DEFAULT_MEMORY_TIER_POINTS,
             fsync: FsyncPolicy::Always,
-            max_payload_bytes: 64 << 10,
+            max_payload_bytes: limits::DEFAULT_MAX_PAYLOAD_BYTES,
             ssd: Some(SsdConfig::default()),
         }
     }
@@ -108,49 +109,61 @@ impl CollectionConfig {
         }
     }
 
+    /// A builder from `dim`, `metric` and the defaults (the settings a
+    /// server `Create` gives for fields it leaves unset).
+    pub fn builder(dim: usize, metric: Metric) -> CollectionConfigBuilder {
+        CollectionConfigBuilder(Self::new(dim, metric))
+    }
+
     /// Checks every field; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        if !(1..=65_535).contains(&self.dim) {
+        if !(1..=limits::MAX_DIMENSION).contains(&self.dim) {
             return Err(CollectionError::invalid(
                 "dim",
-                format!("must be in 1..=65535, got {}", self.dim),
+                format!("must be in 1..={}, got {}", limits::MAX_DIMENSION, self.dim),
             ));
         }
-        self.hnsw
-            .validate()
-            .map_err(|e| CollectionError::invalid("hnsw", e.to_string()))?;
-        if !(1..=100_000).contains(&self.ef_search) {
+        self.hnsw.validate().map_err(|e| hnsw_error("hnsw", e))?;
+        if !(1..=limits::MAX_EF).contains(&self.ef_search) {
             return Err(CollectionError::invalid(
                 "ef_search",
-                format!("must be in 1..=100000, got {}", self.ef_search),
+                format!("must be in 1..={}, got {}", limits::MAX_EF, self.ef_search),
             ));
         }
-        if !(1..=50_000_000).contains(&self.memory_tier_points) {
+        if !(1..=limits::MAX_MEMORY_TIER_POINTS).contains(&self.memory_tier_points) {
             return Err(CollectionError::invalid(
                 "memory_tier_points",
-                format!("must be in 1..=50000000, got {}", self.memory_tier_points),
+                format!(
+                    "must be in 1..={}, got {}",
+                    limits::MAX_MEMORY_TIER_POINTS,
+                    self.memory_tier_points
+                ),
             ));
         }
-        if self.max_payload_bytes > 64 << 20 {
+        if self.max_payload_bytes > limits::MAX_PAYLOAD_BYTES {
             return Err(CollectionError::invalid(
                 "max_payload_bytes",
                 "must be at most 64 MiB",
             ));
         }
         if let Some(ssd) = &self.ssd {
-            ssd.spann
-                .validate()
-                .map_err(|e| CollectionError::invalid("ssd.spann", e.to_string()))?;
+            ssd.spann.validate().map_err(|e| match e {
+                SpannError::InvalidParam { field, message } => {
+                    CollectionError::invalid(format!("ssd.spann.{field}"), message)
+                }
+                SpannError::Heads(e) => hnsw_error("ssd.spann.hnsw", e),
+                other => CollectionError::invalid("ssd.spann", other.to_string()),
+            })?;
             if ssd.spann.encoding == Encoding::F32 {
                 return Err(CollectionError::invalid(
                     "ssd.spann.encoding",
                     "must be f16 or sq8 (the tier keeps full vectors beside compressed postings)",
                 ));
             }
-            if !(1..=100_000).contains(&ssd.nprobe) {
+            if !(1..=limits::MAX_NPROBE).contains(&ssd.nprobe) {
                 return Err(CollectionError::invalid(
                     "ssd.nprobe",
-                    format!("must be in 1..=100000, got {}", ssd.nprobe),
+                    format!("must be in 1..={}, got {}", limits::MAX_NPROBE, ssd.nprobe),
                 ));
             }
         }
@@ -183,5 +196,70 @@ impl CollectionConfig {
             .map_err(|e| CollectionError::invalid("config", e.to_string()))?;
         quiver_storage::write_atomic(backend, dir, CONFIG_FILE, &[&bytes])?;
         Ok(())
+    }
+}
+
+/// An invalid HNSW parameter as the settings field `prefix.field`.
+fn hnsw_error(prefix: &str, e: HnswError) -> CollectionError {
+    match e {
+        HnswError::InvalidParam { field, message } => {
+            CollectionError::invalid(format!("{prefix}.{field}"), message)
+        }
+        other => CollectionError::invalid(prefix, other.to_string()),
+    }
+}
+
+/// Builds a [`CollectionConfig`] over the defaults; [`build`](Self::build)
+/// checks it. Start with [`CollectionConfig::builder`].
+#[derive(Clone, Debug)]
+pub struct CollectionConfigBuilder(CollectionConfig);
+
+impl CollectionConfigBuilder {
+    /// HNSW `M` of the memory tier.
+    pub fn hnsw_m(mut self, m: usize) -> Self {
+        self.0.hnsw.m = m;
+        self
+    }
+
+    /// HNSW `efConstruction` of the memory tier.
+    pub fn hnsw_ef_construction(mut self, ef: usize) -> Self {
+        self.0.hnsw.ef_construction = ef;
+        self
+    }
+
+    /// Default search beam width.
+    pub fn ef_search(mut self, ef: usize) -> Self {
+        self.0.ef_search = ef;
+        self
+    }
+
+    /// Points the active memory tier takes before it is frozen.
+    pub fn memory_tier_points(mut self, n: usize) -> Self {
+        self.0.memory_tier_points = n;
+        self
+    }
+
+    /// When writes are acknowledged.
+    pub fn fsync(mut self, fsync: FsyncPolicy) -> Self {
+        self.0.fsync = fsync;
+        self
+    }
+
+    /// Largest encoded payload of one point, in bytes.
+    pub fn max_payload_bytes(mut self, n: usize) -> Self {
+        self.0.max_payload_bytes = n;
+        self
+    }
+
+    /// The SSD tier's settings; `None` keeps every segment in memory.
+    pub fn ssd(mut self, ssd: Option<SsdConfig>) -> Self {
+        self.0.ssd = ssd;
+        self
+    }
+
+    /// The checked settings; errors name the field.
+    pub fn build(self) -> Result<CollectionConfig> {
+        self.0.validate()?;
+        Ok(self.0)
     }
 }

@@ -62,7 +62,7 @@ pub mod workload;
 mod write;
 
 pub use activity::CheckpointStats;
-pub use config::{CollectionConfig, FsyncPolicy, SsdConfig, CONFIG_FILE};
+pub use config::{CollectionConfig, CollectionConfigBuilder, FsyncPolicy, SsdConfig, CONFIG_FILE};
 pub use error::{CollectionError, Result};
 pub use point::{Payload, Point, PointId, Value};
 pub use read::Record;

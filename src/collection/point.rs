@@ -83,7 +83,8 @@ pub(crate) fn decode_payload(bytes: &[u8]) -> std::result::Result<Payload, Strin
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
-/// Checks a vector's dimension, values and (for cosine) norm; errors name `field`.
+/// Checks a vector's dimension, values and (for cosine) that its norm is a
+/// positive f32; errors name `field`.
 pub(crate) fn check_vector(v: &[f32], dim: usize, normalizes: bool, field: &str) -> Result<()> {
     if v.len() != dim {
         return Err(CollectionError::invalid(
@@ -97,11 +98,24 @@ pub(crate) fn check_vector(v: &[f32], dim: usize, normalizes: bool, field: &str)
             format!("value at index {i} is not finite"),
         ));
     }
-    if normalizes && v.iter().all(|&x| x == 0.0) {
-        return Err(CollectionError::invalid(
-            field,
-            "zero vector cannot be normalised for cosine",
-        ));
+    if normalizes {
+        // The norm `distance::normalize` divides by: a vector it cannot
+        // normalise is the client's to fix, whatever tier would store it.
+        let norm = crate::distance::dot(v, v).sqrt();
+        if v.iter().all(|&x| x == 0.0) {
+            return Err(CollectionError::invalid(
+                field,
+                "zero vector cannot be normalised for cosine",
+            ));
+        }
+        if !(norm.is_finite() && norm > 0.0) {
+            return Err(CollectionError::invalid(
+                field,
+                format!(
+                    "norm {norm} is out of f32 range: values too large (or too small) to normalise for cosine"
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -123,6 +137,20 @@ mod tests {
         );
         let bytes = encode_payload(&p, "payload", 1 << 10).unwrap();
         assert_eq!(decode_payload(&bytes).unwrap(), p);
+    }
+
+    #[test]
+    fn a_norm_out_of_f32_range_names_the_field() {
+        for v in [vec![3.4e38f32; 4], vec![1e-30f32; 4]] {
+            let e = check_vector(&v, 4, true, "points[2].vector").unwrap_err();
+            assert!(
+                matches!(&e, CollectionError::InvalidArgument { field, .. } if field == "points[2].vector"),
+                "{e}"
+            );
+        }
+        // Without normalisation (L2, inner product) such values are accepted.
+        check_vector(&[3.4e38f32; 4], 4, false, "vector").unwrap();
+        check_vector(&[1.0, 0.0, 0.0, 0.0], 4, true, "vector").unwrap();
     }
 
     #[test]

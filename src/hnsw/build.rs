@@ -33,10 +33,13 @@ impl Hnsw {
         progress: bool,
     ) -> Result<Self> {
         if dim == 0 || !data.len().is_multiple_of(dim) {
-            return Err(HnswError::InvalidParam(format!(
-                "data length {} is not a multiple of dimension {dim}",
-                data.len()
-            )));
+            return Err(HnswError::param(
+                "data",
+                format!(
+                    "data length {} is not a multiple of dimension {dim}",
+                    data.len()
+                ),
+            ));
         }
         let n = data.len() / dim;
         let index = Self::new(dim, metric, params, n)?;
@@ -96,10 +99,13 @@ impl Hnsw {
         progress: bool,
     ) -> Result<Self> {
         if dim == 0 || !data.len().is_multiple_of(dim) {
-            return Err(HnswError::InvalidParam(format!(
-                "data length {} is not a multiple of dimension {dim}",
-                data.len()
-            )));
+            return Err(HnswError::param(
+                "data",
+                format!(
+                    "data length {} is not a multiple of dimension {dim}",
+                    data.len()
+                ),
+            ));
         }
         let n = data.len() / dim;
         let index = Self::new(dim, metric, params, n)?;

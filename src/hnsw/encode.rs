@@ -52,8 +52,9 @@ impl Hnsw {
             VectorEncoding::F16 => VectorCodec::F16,
             VectorEncoding::Sq8 => {
                 if self.is_empty() {
-                    return Err(HnswError::InvalidParam(
-                        "cannot train an SQ8 quantizer on an empty index; supply one".into(),
+                    return Err(HnswError::param(
+                        "codec",
+                        "cannot train an SQ8 quantizer on an empty index; supply one",
                     ));
                 }
                 let rows: Vec<_> = (0..self.len() as u32)
@@ -73,11 +74,14 @@ impl Hnsw {
         }
         if let VectorCodec::Sq8(q) = &codec {
             if q.dim() != self.dim {
-                return Err(HnswError::InvalidParam(format!(
-                    "SQ8 quantizer has dimension {}, index {}",
-                    q.dim(),
-                    self.dim
-                )));
+                return Err(HnswError::param(
+                    "codec",
+                    format!(
+                        "SQ8 quantizer has dimension {}, index {}",
+                        q.dim(),
+                        self.dim
+                    ),
+                ));
             }
         }
         let codes = Codes::new(self.dim, self.metric, codec, self.capacity());

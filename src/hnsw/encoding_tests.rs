@@ -197,12 +197,12 @@ fn codec_errors() {
     let q3 = Sq8Quantizer::train([[0.0f32, 1.0, 2.0].as_slice()]).unwrap();
     assert!(matches!(
         Hnsw::with_codec(4, Metric::L2, params(4), 4, VectorCodec::Sq8(q3.clone())),
-        Err(HnswError::InvalidParam(_))
+        Err(HnswError::InvalidParam { .. })
     ));
     let empty = Hnsw::new(3, Metric::L2, params(4), 4).unwrap();
     assert!(matches!(
         empty.reencode(VectorEncoding::Sq8),
-        Err(HnswError::InvalidParam(_))
+        Err(HnswError::InvalidParam { .. })
     ));
     let empty = Hnsw::new(3, Metric::L2, params(4), 4).unwrap();
     let ix = empty.reencode_with(VectorCodec::Sq8(q3.clone())).unwrap();

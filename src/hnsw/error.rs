@@ -9,8 +9,13 @@ pub type Result<T, E = HnswError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HnswError {
-    #[error("invalid parameter: {0}")]
-    InvalidParam(String),
+    /// A parameter or argument is out of range; `field` names it
+    /// (`m`, `ef_construction`, `dim`, `capacity`, `codec`, `data`).
+    #[error("invalid parameter {field}: {message}")]
+    InvalidParam {
+        field: &'static str,
+        message: String,
+    },
     #[error("{what}: expected dimension {expected}, got {got}")]
     Dimension {
         what: String,
@@ -39,4 +44,14 @@ pub enum HnswError {
         offset: u64,
         reason: String,
     },
+}
+
+impl HnswError {
+    /// An [`HnswError::InvalidParam`] naming `field`.
+    pub(crate) fn param(field: &'static str, message: impl Into<String>) -> Self {
+        HnswError::InvalidParam {
+            field,
+            message: message.into(),
+        }
+    }
 }

@@ -35,6 +35,7 @@ use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 
 use crate::distance::Metric;
+use crate::limits;
 use crate::quant::Sq8Quantizer;
 use codes::Codes;
 use links::Links;
@@ -74,19 +75,28 @@ impl Default for HnswParams {
 }
 
 impl HnswParams {
-    /// Checks ranges; returns a message naming the field.
+    /// Checks ranges; an error names the field.
     pub fn validate(&self) -> Result<()> {
-        if !(2..=128).contains(&self.m) {
-            return Err(HnswError::InvalidParam(format!(
-                "m must be in 2..=128, got {}",
-                self.m
-            )));
+        if !(limits::MIN_HNSW_M..=limits::MAX_HNSW_M).contains(&self.m) {
+            return Err(HnswError::param(
+                "m",
+                format!(
+                    "must be in {}..={}, got {}",
+                    limits::MIN_HNSW_M,
+                    limits::MAX_HNSW_M,
+                    self.m
+                ),
+            ));
         }
-        if !(1..=100_000).contains(&self.ef_construction) {
-            return Err(HnswError::InvalidParam(format!(
-                "ef_construction must be in 1..=100000, got {}",
-                self.ef_construction
-            )));
+        if !(1..=limits::MAX_EF).contains(&self.ef_construction) {
+            return Err(HnswError::param(
+                "ef_construction",
+                format!(
+                    "must be in 1..={}, got {}",
+                    limits::MAX_EF,
+                    self.ef_construction
+                ),
+            ));
         }
         Ok(())
     }
@@ -162,22 +172,24 @@ impl Hnsw {
         codec: VectorCodec,
     ) -> Result<Self> {
         params.validate()?;
-        if dim == 0 || dim > 65_535 {
-            return Err(HnswError::InvalidParam(format!(
-                "dimension must be in 1..=65535, got {dim}"
-            )));
+        if dim == 0 || dim > limits::MAX_DIMENSION {
+            return Err(HnswError::param(
+                "dim",
+                format!("must be in 1..={}, got {dim}", limits::MAX_DIMENSION),
+            ));
         }
         if capacity > u32::MAX as usize - 1 {
-            return Err(HnswError::InvalidParam(format!(
-                "capacity {capacity} exceeds u32 node ids"
-            )));
+            return Err(HnswError::param(
+                "capacity",
+                format!("{capacity} exceeds u32 node ids"),
+            ));
         }
         if let VectorCodec::Sq8(q) = &codec {
             if q.dim() != dim {
-                return Err(HnswError::InvalidParam(format!(
-                    "SQ8 quantizer has dimension {}, index {dim}",
-                    q.dim()
-                )));
+                return Err(HnswError::param(
+                    "codec",
+                    format!("SQ8 quantizer has dimension {}, index {dim}", q.dim()),
+                ));
             }
         }
         Ok(Self {

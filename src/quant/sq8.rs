@@ -29,7 +29,7 @@ use super::{QuantError, Result};
 use crate::distance::{self, kernels, Kernels, Metric, Sq8L2Fn, U8DotFn};
 
 /// Largest supported dimension.
-pub const MAX_DIM: usize = 65535;
+pub const MAX_DIM: usize = crate::limits::MAX_DIMENSION;
 
 const MAGIC: [u8; 4] = *b"QSQ8";
 const VERSION: u16 = 1;

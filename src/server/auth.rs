@@ -12,8 +12,7 @@ use http::HeaderMap;
 use subtle::{Choice, ConstantTimeEq as _};
 use tonic::Status;
 
-/// Longest accepted key.
-pub const MAX_KEY_LEN: usize = 4096;
+pub use crate::limits::MAX_KEY_LEN;
 
 /// What a gRPC method needs from its caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

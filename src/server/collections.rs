@@ -6,9 +6,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{collection_info, NewCollection};
+use super::data_dir::validate_name;
 use super::pb;
 use super::pb::collections_server::Collections;
-use super::registry::{validate_name, Registry};
+use super::registry::Registry;
 use super::status::{invalid, join_error};
 use super::Limits;
 

@@ -40,12 +40,6 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
             Ok(pb::Metric::Unspecified) => return Err(invalid("metric", "required")),
             Err(_) => return Err(invalid("metric", format!("unknown value {}", r.metric))),
         };
-        if !(1..=65_535).contains(&r.dimension) {
-            return Err(invalid(
-                "dimension",
-                format!("must be in 1..=65535, got {}", r.dimension),
-            ));
-        }
         let fsync = match pb::FsyncMode::try_from(r.fsync) {
             Ok(pb::FsyncMode::Unspecified | pb::FsyncMode::Always) => FsyncPolicy::Always,
             Ok(pb::FsyncMode::Never) => FsyncPolicy::Never,
@@ -102,18 +96,8 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
             },
         };
         config.validate().map_err(|e| match e {
-            // Name the request field, not the config field.
             CollectionError::InvalidArgument { field, message } => {
-                let field = match field.as_str() {
-                    "dim" => "dimension",
-                    "hnsw" if message.contains("ef_construction") => "hnsw_ef_construction",
-                    "hnsw" => "hnsw_m",
-                    "ssd.nprobe" => "ssd_nprobe",
-                    "ssd.spann.encoding" => "ssd_encoding",
-                    "ssd.spann" if message.contains("head_ratio") => "ssd_head_ratio",
-                    other => other,
-                };
-                invalid(field, message)
+                invalid(request_field(&field), message)
             }
             other => Status::from(other),
         })?;
@@ -121,6 +105,20 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
             name: r.name,
             config,
         })
+    }
+}
+
+/// The `CreateCollectionRequest` field that sets the settings field
+/// `field` (as [`CollectionConfig::validate`] names it).
+fn request_field(field: &str) -> &str {
+    match field {
+        "dim" => "dimension",
+        "hnsw.m" => "hnsw_m",
+        "hnsw.ef_construction" => "hnsw_ef_construction",
+        "ssd.nprobe" => "ssd_nprobe",
+        "ssd.spann.encoding" => "ssd_encoding",
+        "ssd.spann.head_ratio" => "ssd_head_ratio",
+        other => other,
     }
 }
 
@@ -335,6 +333,36 @@ mod tests {
         r.hnsw_m = Some(1);
         let e = NewCollection::try_from(r).unwrap_err();
         assert!(e.message().starts_with("hnsw_m:"), "{}", e.message());
+        let mut r = create(4, pb::Metric::L2);
+        r.hnsw_ef_construction = Some(0);
+        let e = NewCollection::try_from(r).unwrap_err();
+        assert!(
+            e.message().starts_with("hnsw_ef_construction:"),
+            "{}",
+            e.message()
+        );
+        let mut r = create(4, pb::Metric::L2);
+        r.ssd_head_ratio = Some(2.0);
+        let e = NewCollection::try_from(r).unwrap_err();
+        assert!(
+            e.message().starts_with("ssd_head_ratio:"),
+            "{}",
+            e.message()
+        );
+        let mut r = create(4, pb::Metric::L2);
+        r.ssd_nprobe = Some(0);
+        let e = NewCollection::try_from(r).unwrap_err();
+        assert!(e.message().starts_with("ssd_nprobe:"), "{}", e.message());
+        let mut r = create(4, pb::Metric::L2);
+        r.ssd_encoding = Some("f32".into());
+        let e = NewCollection::try_from(r).unwrap_err();
+        assert!(e.message().starts_with("ssd_encoding:"), "{}", e.message());
+        let e = NewCollection::try_from(create(70_000, pb::Metric::L2)).unwrap_err();
+        assert!(
+            e.message().starts_with("dimension: must be in 1..=65535"),
+            "{}",
+            e.message()
+        );
         let mut r = create(4, pb::Metric::L2);
         r.fsync = pb::FsyncMode::Interval.into();
         let e = NewCollection::try_from(r).unwrap_err();

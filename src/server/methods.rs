@@ -13,6 +13,10 @@ pub const METHODS: &[(&str, Access)] = &[
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         Access::Read,
     ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        Access::Read,
+    ),
     ("/quiver.v1.Collections/Create", Access::Write),
     ("/quiver.v1.Collections/Drop", Access::Write),
     ("/quiver.v1.Collections/List", Access::Read),

@@ -5,13 +5,14 @@
 //! `collections.rs` and `points.rs` are thin tonic services that convert
 //! (`convert.rs`), check request [`Limits`] and delegate; `status.rs` maps
 //! every error to a gRPC code. The server also answers `grpc.health.v1`
-//! health checks and server reflection. [`serve`] runs until its shutdown
+//! health checks and server reflection (v1 and v1alpha). [`serve`] runs until its shutdown
 //! future resolves, then stops accepting, finishes in-flight requests and
 //! closes every collection (WAL synced).
 //!
 //! Operations: `config.rs` layers defaults, a TOML file, the environment and
 //! flags into [`ServeOptions`]; every gRPC request first passes the gate
-//! (`gate.rs`: API keys from `auth.rs`, load shedding, request metrics);
+//! (`gate.rs`: API keys from `auth.rs`, load shedding, request metrics),
+//! then the request-size limit (`message_limit.rs`);
 //! `tls.rs` loads the certificate; `metrics.rs` renders Prometheus text,
 //! served over HTTP by `metrics_http.rs`.
 //!
@@ -23,7 +24,9 @@ pub mod auth;
 mod collections;
 pub mod config;
 mod convert;
+mod data_dir;
 mod gate;
+mod message_limit;
 pub mod methods;
 pub mod metrics;
 mod metrics_http;
@@ -38,13 +41,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::limits;
+
 pub use auth::{ApiKey, AuthConfig};
 pub use collections::CollectionsService;
 pub use config::{ConfigError, LogFormat, ServerConfig};
 pub use convert::NewCollection;
+pub use data_dir::RegistryError;
 pub use offline::OfflineBuild;
 pub use points::PointsService;
-pub use registry::{Registry, RegistryError};
+pub use registry::Registry;
 pub use tls::{TlsError, TlsFiles};
 
 /// Code generated from `proto/quiver/v1/quiver.proto` (messages, clients, servers).
@@ -77,12 +83,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_batch: 10_000,
-            max_search_batch: 1_000,
-            max_k: crate::collection::MAX_K,
-            max_dimension: 65_535,
-            max_message_bytes: 64 << 20,
-            max_concurrent_requests: 1024,
+            max_batch: limits::DEFAULT_MAX_BATCH,
+            max_search_batch: limits::DEFAULT_MAX_SEARCH_BATCH,
+            max_k: limits::MAX_K,
+            max_dimension: limits::MAX_DIMENSION,
+            max_message_bytes: limits::DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_requests: limits::DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }
@@ -257,10 +263,15 @@ pub async fn serve(
     health
         .set_serving::<pb::points_server::PointsServer<PointsService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions: v1, and v1alpha for the clients that
+    // speak only it (Python's grpcio-reflection, older grpcurl, GUI clients).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
@@ -319,8 +330,10 @@ pub async fn serve(
     };
     builder
         .layer(gate)
+        .layer(message_limit::MessageLimitLayer(max))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(collections)
         .add_service(points)
         .serve_with_incoming_shutdown(

@@ -14,11 +14,8 @@ use std::sync::Arc;
 
 use quiver_storage::Backend as _;
 
-use super::registry::{validate_name, RegistryError, Result, COLLECTIONS_DIR};
+use super::data_dir::{io, validate_name, RegistryError, Result, BUILDING_PREFIX, COLLECTIONS_DIR};
 use crate::collection::{Collection, CollectionConfig, CollectionError};
-
-/// Name prefix of staging directories of offline builds.
-pub(crate) const BUILDING_PREFIX: &str = ".building-";
 
 /// A collection being built offline; [`OfflineBuild::publish`] makes it a
 /// collection of the data directory. Dropped unpublished, its staging
@@ -29,13 +26,6 @@ pub struct OfflineBuild {
     root: PathBuf,
     staging: PathBuf,
     collection: Option<Arc<Collection>>,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
-    move |source| RegistryError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl OfflineBuild {

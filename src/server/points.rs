@@ -1,5 +1,8 @@
 //! The `Points` service: converts, checks limits, delegates to the
-//! collection (CPU-heavy calls on the blocking pool).
+//! collection. Every call that searches, writes or reads points (an SSD-tier
+//! read blocks on the disk) runs on the blocking pool, never on an async
+//! worker. A response that would exceed `max_message_bytes` is refused
+//! with RESOURCE_EXHAUSTED before it is encoded.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,12 +12,14 @@ use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::points_from_pb;
+use super::data_dir::validate_name;
 use super::pb;
 use super::pb::points_server::Points;
-use super::registry::{validate_name, Registry};
+use super::registry::Registry;
 use super::status::{join_error, over_limit};
 use super::Limits;
 use crate::collection::{Collection, CollectionError, SearchRequest};
+use crate::limits;
 
 /// Serves `quiver.v1.Points` over a [`Registry`].
 #[derive(Debug, Clone)]
@@ -31,6 +36,17 @@ impl PointsService {
     fn collection(&self, name: &str) -> Result<Arc<Collection>, Status> {
         validate_name("collection", name)?;
         Ok(self.registry.get(name)?)
+    }
+
+    /// `message` as the response, unless encoded it would exceed
+    /// `max_message_bytes` (tonic would fail it with OUT_OF_RANGE).
+    fn reply<M: prost::Message>(&self, message: M) -> Result<Response<M>, Status> {
+        let len = message.encoded_len();
+        let max = self.limits.max_message_bytes;
+        if len > max {
+            return Err(super::status::response_too_large(len, max));
+        }
+        Ok(Response::new(message))
     }
 
     fn check_batch(&self, field: &str, len: usize, max: usize) -> Result<(), Status> {
@@ -133,13 +149,16 @@ impl Points for PointsService {
         let r = req.into_inner();
         let c = self.collection(&r.collection)?;
         self.check_batch("ids", r.ids.len(), self.limits.max_batch)?;
-        let points = c
-            .get(&r.ids, r.with_payload, r.with_vector)?
+        let found =
+            tokio::task::spawn_blocking(move || c.get(&r.ids, r.with_payload, r.with_vector))
+                .await
+                .map_err(join_error)??;
+        let points = found
             .into_iter()
             .flatten()
             .map(pb::RetrievedPoint::from)
             .collect();
-        Ok(Response::new(pb::GetResponse { points }))
+        self.reply(pb::GetResponse { points })
     }
 
     async fn count(
@@ -164,10 +183,10 @@ impl Points for PointsService {
         let hits = tokio::task::spawn_blocking(move || c.search(&q))
             .await
             .map_err(join_error)??;
-        Ok(Response::new(pb::SearchResponse {
+        self.reply(pb::SearchResponse {
             hits: hits.into_iter().map(pb::ScoredPoint::from).collect(),
             time_us: started.elapsed().as_micros() as u64,
-        }))
+        })
     }
 
     async fn search_batch(
@@ -194,10 +213,10 @@ impl Points for PointsService {
                 .map_err(|e| in_query(e, i))
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        Ok(Response::new(pb::SearchBatchResponse {
+        self.reply(pb::SearchBatchResponse {
             results,
             time_us: started.elapsed().as_micros() as u64,
-        }))
+        })
     }
 
     async fn scroll(
@@ -207,7 +226,7 @@ impl Points for PointsService {
         let r = req.into_inner();
         let c = self.collection(&r.collection)?;
         let limit = match r.limit as usize {
-            0 => 100,
+            0 => limits::DEFAULT_SCROLL_LIMIT,
             n if n > self.limits.max_batch => {
                 return Err(super::status::invalid(
                     "limit",
@@ -216,10 +235,14 @@ impl Points for PointsService {
             }
             n => n,
         };
-        let (records, next) = c.scroll(r.after, limit, r.with_payload, r.with_vector)?;
-        Ok(Response::new(pb::ScrollResponse {
+        let (records, next) = tokio::task::spawn_blocking(move || {
+            c.scroll(r.after, limit, r.with_payload, r.with_vector)
+        })
+        .await
+        .map_err(join_error)??;
+        self.reply(pb::ScrollResponse {
             points: records.into_iter().map(pb::RetrievedPoint::from).collect(),
             next,
-        }))
+        })
     }
 }

@@ -6,7 +6,7 @@
 
 use tonic::{Code, Status};
 
-use super::registry::RegistryError;
+use super::data_dir::RegistryError;
 use crate::collection::CollectionError;
 
 impl From<CollectionError> for Status {
@@ -56,6 +56,22 @@ pub fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
 pub fn over_limit(field: &str, len: usize, max: usize) -> Status {
     Status::resource_exhausted(format!(
         "{field}: {len} items exceed the server limit of {max} per request"
+    ))
+}
+
+/// RESOURCE_EXHAUSTED for a request message over `max_message_bytes`.
+pub fn request_too_large(len: u64, max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "request message of {len} bytes is over the server's max_message_bytes of {max}: \
+         send smaller batches"
+    ))
+}
+
+/// RESOURCE_EXHAUSTED for a response that would exceed `max_message_bytes`.
+pub fn response_too_large(len: usize, max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "the response would be {len} bytes, over the server's max_message_bytes of {max}: \
+         ask for fewer points, or without vectors or payloads"
     ))
 }
 

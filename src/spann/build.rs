@@ -22,6 +22,7 @@ use super::{
 use crate::dataset::VectorSet;
 use crate::distance::{self, Metric};
 use crate::hnsw::Hnsw;
+use crate::limits;
 use crate::quant::Sq8Quantizer;
 
 /// Bytes gathered per write of the bulk build's files.
@@ -57,15 +58,17 @@ impl Spann {
         params.validate()?;
         let dim = base.dim;
         let n = base.len();
-        if dim == 0 || dim > 65_535 {
-            return Err(SpannError::InvalidParam(format!(
-                "dimension must be in 1..=65535, got {dim}"
-            )));
+        if dim == 0 || dim > limits::MAX_DIMENSION {
+            return Err(SpannError::param(
+                "dim",
+                format!("must be in 1..={}, got {dim}", limits::MAX_DIMENSION),
+            ));
         }
         if n == 0 || n >= u32::MAX as usize {
-            return Err(SpannError::InvalidParam(format!(
-                "base must hold 1..2^32-1 vectors, got {n}"
-            )));
+            return Err(SpannError::param(
+                "base",
+                format!("must hold 1..2^32-1 vectors, got {n}"),
+            ));
         }
         super::check_posting_room(dim, &params)?;
         let backend = &*opts.backend;

@@ -9,8 +9,13 @@ pub type Result<T, E = SpannError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpannError {
-    #[error("invalid parameter: {0}")]
-    InvalidParam(String),
+    /// A parameter or argument is out of range or inconsistent; `field`
+    /// names it (a [`SpannParams`](super::SpannParams) field, `dim`, `base`, ...).
+    #[error("invalid parameter {field}: {message}")]
+    InvalidParam {
+        field: &'static str,
+        message: String,
+    },
     #[error("{what}: expected dimension {expected}, got {got}")]
     Dimension {
         what: String,
@@ -51,6 +56,14 @@ pub enum SpannError {
 }
 
 impl SpannError {
+    /// A [`SpannError::InvalidParam`] naming `field`.
+    pub(crate) fn param(field: &'static str, message: impl Into<String>) -> Self {
+        SpannError::InvalidParam {
+            field,
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn io(file: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SpannError {
         let file = file.into();
         move |source| SpannError::Io { file, source }

@@ -48,6 +48,7 @@ use super::{
 };
 use crate::distance::Metric;
 use crate::hnsw::{Hnsw, NodeId};
+use crate::limits;
 use crate::quant::Sq8Quantizer;
 
 /// `meta.<g>` in `dir`.
@@ -248,7 +249,7 @@ impl Spann {
             .num_threads(opts.io_threads.max(1))
             .thread_name(|i| format!("spann-io-{i}"))
             .build()
-            .map_err(|e| SpannError::InvalidParam(format!("io thread pool: {e}")))?;
+            .map_err(|e| SpannError::param("io_threads", format!("io thread pool: {e}")))?;
         let slots: SegVec<super::slots::PostingCell> = SegVec::new();
         for (h, s) in meta.postings.iter().enumerate() {
             let state = if heads.is_deleted(NodeId(h as u32)) {
@@ -307,32 +308,33 @@ impl Spann {
         opts: OpenParams,
     ) -> Result<Spann> {
         params.validate()?;
-        if dim == 0 || dim > 65_535 {
-            return Err(SpannError::InvalidParam(format!(
-                "dimension must be in 1..=65535, got {dim}"
-            )));
+        if dim == 0 || dim > limits::MAX_DIMENSION {
+            return Err(SpannError::param(
+                "dim",
+                format!("must be in 1..={}, got {dim}", limits::MAX_DIMENSION),
+            ));
         }
         if params.head_encoding != crate::hnsw::VectorEncoding::F32 {
-            return Err(SpannError::InvalidParam(format!(
-                "head_encoding {} needs heads from a bulk build (Spann::build); an empty index starts with f32 heads",
+            return Err(SpannError::param("head_encoding", format!(
+                "{} needs heads from a bulk build (Spann::build); an empty index starts with f32 heads",
                 params.head_encoding
             )));
         }
         super::check_posting_room(dim, &params)?;
         if params.encoding == Encoding::Sq8 {
-            return Err(SpannError::InvalidParam(
-                "encoding sq8 needs a quantizer trained on data: build the index from \
-                 vectors, or create it with f32 or f16 postings"
-                    .into(),
+            return Err(SpannError::param(
+                "encoding",
+                "sq8 needs a quantizer trained on data: build the index from \
+                 vectors, or create it with f32 or f16 postings",
             ));
         }
         let backend = &*opts.backend;
         backend.create_dir_all(dir).map_err(SpannError::io(dir))?;
         if !list(backend, dir)?.is_empty() || exists(backend, &dir.join("meta"))? {
-            return Err(SpannError::InvalidParam(format!(
-                "{} already holds a SPANN index",
-                dir.display()
-            )));
+            return Err(SpannError::param(
+                "dir",
+                format!("{} already holds a SPANN index", dir.display()),
+            ));
         }
         remove_all(backend, dir)?;
         let meta = Meta {
@@ -450,9 +452,10 @@ impl Spann {
         let _one = self.checkpointing.lock();
         let written = self.written.load(Ordering::Acquire);
         if generation > written {
-            return Err(SpannError::InvalidParam(format!(
-                "release_before({generation}): the newest generation is {written}"
-            )));
+            return Err(SpannError::param(
+                "generation",
+                format!("release_before({generation}): the newest generation is {written}"),
+            ));
         }
         remove(&*self.backend, &self.dir, |g| g < generation)?;
         let mut a = self.alloc.lock();

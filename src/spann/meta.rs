@@ -50,7 +50,7 @@ pub struct Meta {
 impl Meta {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let json = serde_json::to_vec(&self.info)
-            .map_err(|e| SpannError::InvalidParam(format!("meta settings: {e}")))?;
+            .map_err(|e| SpannError::param("meta", format!("meta settings: {e}")))?;
         let mut p = Vec::with_capacity(
             json.len()
                 + self.postings.len() * SLOT_BYTES
@@ -61,7 +61,7 @@ impl Meta {
         let len32 = |n: usize, what: &str| {
             u32::try_from(n)
                 .map(u32::to_le_bytes)
-                .map_err(|_| SpannError::InvalidParam(format!("meta: too many {what}: {n}")))
+                .map_err(|_| SpannError::param("meta", format!("too many {what}: {n}")))
         };
         p.extend_from_slice(&len32(json.len(), "settings bytes")?);
         p.extend_from_slice(&json);
@@ -134,7 +134,7 @@ impl Meta {
         let json_len = c.u32()? as usize;
         let info: MetaInfo = serde_json::from_slice(c.take(json_len)?)
             .map_err(|e| bad(HEADER + 4, &format!("meta settings: {e}")))?;
-        if info.dim == 0 || info.dim > 65_535 {
+        if info.dim == 0 || info.dim > crate::limits::MAX_DIMENSION {
             return Err(bad(HEADER + 4, &format!("dimension {}", info.dim)));
         }
         info.params
@@ -221,10 +221,10 @@ fn split_path(path: &Path) -> Result<(&Path, &str)> {
     let name = path.file_name().and_then(|n| n.to_str());
     match (path.parent(), name) {
         (Some(dir), Some(name)) => Ok((dir, name)),
-        _ => Err(SpannError::InvalidParam(format!(
-            "{} is not a file path",
-            path.display()
-        ))),
+        _ => Err(SpannError::param(
+            "path",
+            format!("{} is not a file path", path.display()),
+        )),
     }
 }
 

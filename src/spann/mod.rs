@@ -293,10 +293,13 @@ pub(crate) fn check_posting_room(dim: usize, params: &SpannParams) -> Result<()>
     };
     let fit = layout.max_entries(params.max_posting_pages as usize);
     if fit < 4 {
-        return Err(SpannError::InvalidParam(format!(
-            "max_posting_pages {} holds {fit} vectors of dimension {dim} ({:?}); at least 4 are needed",
-            params.max_posting_pages, params.encoding
-        )));
+        return Err(SpannError::param(
+            "max_posting_pages",
+            format!(
+                "{} holds {fit} vectors of dimension {dim} ({:?}); at least 4 are needed",
+                params.max_posting_pages, params.encoding
+            ),
+        ));
     }
     Ok(())
 }

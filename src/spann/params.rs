@@ -73,41 +73,47 @@ impl Default for SpannParams {
 }
 
 impl SpannParams {
-    /// Checks ranges; the message names the field.
+    /// Checks ranges; an error names the field.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(SpannError::InvalidParam(m));
+        let bad = |field: &'static str, m: String| Err(SpannError::param(field, m));
         if !(self.head_ratio > 0.0 && self.head_ratio <= 1.0) {
-            return bad(format!(
-                "head_ratio must be in (0, 1], got {}",
-                self.head_ratio
-            ));
+            return bad(
+                "head_ratio",
+                format!("must be in (0, 1], got {}", self.head_ratio),
+            );
         }
         if !(2..=1024).contains(&self.branching) {
-            return bad(format!(
-                "branching must be in 2..=1024, got {}",
-                self.branching
-            ));
+            return bad(
+                "branching",
+                format!("must be in 2..=1024, got {}", self.branching),
+            );
         }
         if !(self.balance >= 0.0 && self.balance.is_finite()) {
-            return bad(format!("balance must be >= 0, got {}", self.balance));
+            return bad("balance", format!("must be >= 0, got {}", self.balance));
         }
         if !(1..=64).contains(&self.replicas) {
-            return bad(format!("replicas must be in 1..=64, got {}", self.replicas));
+            return bad(
+                "replicas",
+                format!("must be in 1..=64, got {}", self.replicas),
+            );
         }
         if self.replica_candidates < self.replicas {
-            return bad(format!(
-                "replica_candidates ({}) must be >= replicas ({})",
-                self.replica_candidates, self.replicas
-            ));
+            return bad(
+                "replica_candidates",
+                format!(
+                    "{} must be >= replicas ({})",
+                    self.replica_candidates, self.replicas
+                ),
+            );
         }
         if self.eps1.is_nan() || self.eps1 < 0.0 {
-            return bad(format!("eps1 must be >= 0, got {}", self.eps1));
+            return bad("eps1", format!("must be >= 0, got {}", self.eps1));
         }
         if !(1..=4096).contains(&self.max_posting_pages) {
-            return bad(format!(
-                "max_posting_pages must be in 1..=4096, got {}",
-                self.max_posting_pages
-            ));
+            return bad(
+                "max_posting_pages",
+                format!("must be in 1..=4096, got {}", self.max_posting_pages),
+            );
         }
         self.hnsw.validate()?;
         Ok(())

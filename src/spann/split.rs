@@ -59,7 +59,7 @@ impl Spann {
             .read()
             .vector(NodeId(h))
             .map(std::borrow::Cow::into_owned)
-            .ok_or_else(|| SpannError::InvalidParam(format!("split of unknown head {h}")))?;
+            .ok_or_else(|| SpannError::param("head", format!("split of unknown head {h}")))?;
         let local: Vec<u32> = (0..live.len() as u32).collect();
         let seed = self.params.seed
             ^ u64::from(h)

@@ -402,9 +402,10 @@ impl Spann {
         while !batch.is_empty() {
             rounds += 1;
             if rounds > MAX_ROUNDS {
-                return Err(SpannError::InvalidParam(format!(
-                    "placement did not settle after {MAX_ROUNDS} rounds"
-                )));
+                return Err(SpannError::param(
+                    "placement",
+                    format!("placement did not settle after {MAX_ROUNDS} rounds"),
+                ));
             }
             // No pin here: a writer reads its own posting under its lock,
             // and a split pins only while it reads its neighbours.

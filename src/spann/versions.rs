@@ -96,7 +96,7 @@ impl VersionMap {
                 l.checked_add(n).filter(|&e| e < u32::MAX as usize)
             })
             .map(|l| l as u32)
-            .map_err(|_| SpannError::InvalidParam("vector ids exhausted".into()))
+            .map_err(|_| SpannError::param("id", "vector ids exhausted"))
     }
 
     /// The word of `id`, or `None` if it was never issued.

@@ -1,0 +1,88 @@
+//! Every limit and default bound of quiver, named in one place.
+//!
+//! Validation (collection settings, search requests, index parameters), the
+//! server's configuration and its request checks all read these constants;
+//! the comments of `proto/quiver/v1/quiver.proto`, `deploy/quiver.toml` and
+//! the README state the same numbers (a test in this module keeps the proto
+//! comments honest). Ranges are inclusive.
+
+/// Largest vector dimension (on-disk formats store it in 16 bits' worth).
+pub const MAX_DIMENSION: usize = 65_535;
+
+/// Largest beam width: a search's `ef` and HNSW `efConstruction`.
+pub const MAX_EF: usize = 100_000;
+
+/// Largest number of SSD-tier postings a search reads (`nprobe`).
+pub const MAX_NPROBE: usize = 100_000;
+
+/// Largest `k` of a search.
+pub const MAX_K: usize = 10_000;
+
+/// Smallest and largest HNSW `M` (links per node on upper layers).
+pub const MIN_HNSW_M: usize = 2;
+/// See [`MIN_HNSW_M`].
+pub const MAX_HNSW_M: usize = 128;
+
+/// Largest `memory_tier_points` of a collection.
+pub const MAX_MEMORY_TIER_POINTS: usize = 50_000_000;
+/// Default `memory_tier_points` of a collection.
+pub const DEFAULT_MEMORY_TIER_POINTS: usize = 100_000;
+
+/// Default largest encoded payload of one point, in bytes (64 KiB).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 << 10;
+/// Largest `max_payload_bytes` a collection may be created with (64 MiB).
+pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
+
+/// Default most points per upsert, ids per get/delete and points per scroll page.
+pub const DEFAULT_MAX_BATCH: usize = 10_000;
+/// Default most queries per `SearchBatch`.
+pub const DEFAULT_MAX_SEARCH_BATCH: usize = 1_000;
+/// Largest `max_batch` / `max_search_batch` the server can be configured with.
+pub const MAX_BATCH: usize = 1 << 24;
+
+/// Default largest encoded gRPC message, request or response, in bytes (64 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Smallest `max_message_bytes` the server can be configured with (1 KiB).
+pub const MIN_MESSAGE_BYTES: usize = 1 << 10;
+/// Largest `max_message_bytes` the server can be configured with (2 GiB - 1).
+pub const MAX_MESSAGE_BYTES: usize = (1 << 31) - 1;
+
+/// Default most requests served at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// Largest `max_concurrent_requests` the server can be configured with.
+pub const MAX_CONCURRENT_REQUESTS: usize = 1 << 20;
+
+/// Points per scroll page when a request gives no `limit`.
+pub const DEFAULT_SCROLL_LIMIT: usize = 100;
+
+/// Longest collection name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Longest API key.
+pub const MAX_KEY_LEN: usize = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The proto's comments state the limits clients see.
+    #[test]
+    fn proto_comments_state_these_limits() {
+        let proto = include_str!("../proto/quiver/v1/quiver.proto");
+        for (needle, what) in [
+            (format!("1..={MAX_DIMENSION}"), "dimension"),
+            (format!("1..={MAX_EF}"), "ef"),
+            (format!("1..={MAX_NPROBE}"), "nprobe"),
+            (format!("1..={MAX_K}"), "k"),
+            (
+                format!("default {DEFAULT_MEMORY_TIER_POINTS}"),
+                "memory_tier_points",
+            ),
+        ] {
+            assert!(
+                proto.contains(&needle),
+                "quiver.proto should say {needle:?} ({what})"
+            );
+        }
+    }
+}
