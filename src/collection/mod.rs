@@ -85,7 +85,7 @@ use segment::Segment;
 use ssd::SsdTier;
 
 /// Largest `k` a search may ask for.
-pub const MAX_K: usize = 10_000;
+pub use crate::limits::MAX_K;
 
 /// Where a point's current version lives: a memory segment's node, or
 /// (`seg == SSD`) a vector id of the SSD tier.

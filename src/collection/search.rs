@@ -8,6 +8,7 @@ use super::read::Fields;
 use super::ssd::SsdTier;
 use super::{Collection, CollectionError, Loc, PointId, Record, Result, MAX_K, SSD};
 use crate::hnsw::NodeId;
+use crate::limits::{MAX_EF, MAX_NPROBE};
 
 /// A search request.
 #[derive(Clone, Debug, Default)]
@@ -38,18 +39,18 @@ impl Collection {
             ));
         }
         let ef = req.ef.unwrap_or(self.config.ef_search);
-        if ef == 0 || ef > 100_000 {
+        if ef == 0 || ef > MAX_EF {
             return Err(CollectionError::invalid(
                 "ef",
-                format!("must be in 1..=100000, got {ef}"),
+                format!("must be in 1..={MAX_EF}, got {ef}"),
             ));
         }
         let nprobe = req.nprobe.or(self.config.ssd.map(|c| c.nprobe));
         if let Some(n) = req.nprobe {
-            if n == 0 || n > 100_000 {
+            if n == 0 || n > MAX_NPROBE {
                 return Err(CollectionError::invalid(
                     "nprobe",
-                    format!("must be in 1..=100000, got {n}"),
+                    format!("must be in 1..={MAX_NPROBE}, got {n}"),
                 ));
             }
         }
