@@ -50,7 +50,7 @@ use quiver_storage::backend::default_backend;
 use quiver_storage::{Fault, FaultyBackend};
 
 /// Most fault indices tried per fault kind.
-const RUNS_PER_FAULT: u64 = 90;
+const RUNS_PER_FAULT: u64 = 64;
 /// Longest a run (workload, reopen, checks) may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 const DIM: usize = 24;

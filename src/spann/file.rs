@@ -122,6 +122,8 @@ pub struct PageFile {
     read: Box<dyn RandomFile>,
     write: Box<dyn RandomFile>,
     mode: IoMode,
+    /// Cached reads can hit (buffered mode, `RWF_NOWAIT` available at open).
+    nowait: bool,
 }
 
 impl PageFile {
@@ -164,11 +166,13 @@ impl PageFile {
                 FileOptions::read_only().direct(mode == IoMode::Direct),
             )
             .map_err(SpannError::io(path))?;
+        let nowait = mode == IoMode::Buffered && read.nowait_supported();
         let f = Self {
             path: path.to_path_buf(),
             read,
             write,
             mode,
+            nowait,
         };
         f.read_pages(0, 1, |p| FileHeader::check(p, header, path))??;
         Ok(f)
@@ -224,7 +228,7 @@ impl PageFile {
         pages: usize,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
-        if self.mode == IoMode::Direct || !self.read.nowait_supported() {
+        if !self.nowait {
             return None;
         }
         with_buf(pages, |bytes| {
