@@ -50,6 +50,34 @@
 //! Concurrent splits make results differ run to run (which vectors become
 //! heads depends on timing), not their correctness.
 //!
+//! # Lock order
+//!
+//! `Spann` holds six locks besides the per-posting ones. A thread holding
+//! one takes others only further down this list, never up:
+//!
+//! 1. `checkpointing`: a whole [`Spann::checkpoint`] or
+//!    [`Spann::release_before`].
+//! 2. `ops` (the [`gate`]): entered shared by every update operation for its
+//!    whole run (re-entrant per thread, for rayon's nested tasks); held
+//!    exclusive by a checkpoint while it snapshots the in-memory state.
+//! 3. `bootstrap`: the creation of a first head.
+//! 4. The posting writer locks (`slots[h].write`, [`slots`]), held across a
+//!    posting's I/O by the one update changing it. A thread holds one, except
+//!    a split: it holds the old posting's and takes those of the heads it
+//!    creates, which no other thread can hold yet (unpublished heads are
+//!    never picked).
+//! 5. `head_inserts`: shared by head inserts, exclusive while a checkpoint
+//!    saves the head graph.
+//! 6. `heads`: read for graph searches, inserts and deletes; written only to
+//!    grow the graph's capacity.
+//! 7. `alloc`: the extent allocator.
+//! 8. Leaves, under which nothing is taken: `vectors_len`, a slot's cell
+//!    mutex (held only to copy or publish it), the [`epoch`] queue's mutex
+//!    and the head graph's own locks.
+//!
+//! Searches take only `heads` (read, released before any posting is read),
+//! the slot cells and an epoch pin; they never wait for an update's I/O.
+//!
 //! # Durability
 //! [`Spann::checkpoint`] writes generation G (`meta.<G>`, `heads.<G>.hnsw`;
 //! see [`generation`]) without changing bytes that an older generation
