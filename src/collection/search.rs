@@ -9,6 +9,7 @@ use super::ssd::SsdTier;
 use super::{Collection, CollectionError, Loc, PointId, Record, Result, MAX_K, SSD};
 use crate::hnsw::NodeId;
 use crate::limits::{MAX_EF, MAX_NPROBE};
+use crate::score::{self, Prepared};
 
 /// A search request.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,8 @@ pub struct SearchRequest {
 
 impl Collection {
     /// The `k` nearest live points to the request's vector, nearest first.
+    /// The query is checked and normalised once, for every segment and the
+    /// SSD tier.
     pub fn search(&self, req: &SearchRequest) -> Result<Vec<Record>> {
         check_vector(
             &req.vector,
@@ -54,16 +57,24 @@ impl Collection {
                 ));
             }
         }
+        let mut buf = Vec::with_capacity(self.config.dim);
+        let query =
+            score::prepare_checked(&req.vector, self.config.metric, &mut buf).map_err(|_| {
+                CollectionError::invalid(
+                    "vector",
+                    "its norm is not a finite number: cannot be normalised for cosine",
+                )
+            })?;
         let segs = self.segments.read().clone();
         let tier = self.ssd.read().clone();
         let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * (segs.len() + 1));
         for s in segs.iter() {
-            for n in s.hnsw.search(&req.vector, req.k, ef)? {
+            for n in s.hnsw.search_prepared(query, req.k, ef)? {
                 cands.push((n.distance, s.id, n.id));
             }
         }
         if let Some(t) = &tier {
-            for (distance, slot) in self.ssd_candidates(t, &req.vector, req.k, nprobe)? {
+            for (distance, slot) in self.ssd_candidates(t, query, req.k, nprobe)? {
                 cands.push((distance, SSD, NodeId(slot)));
             }
         }
@@ -129,7 +140,7 @@ impl Collection {
     fn ssd_candidates(
         &self,
         t: &SsdTier,
-        vector: &[f32],
+        vector: Prepared<'_>,
         k: usize,
         nprobe: Option<usize>,
     ) -> Result<Vec<(f32, u32)>> {

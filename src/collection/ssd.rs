@@ -151,7 +151,7 @@ impl SsdTier {
     /// The `k` nearest live vectors: `(distance, SPANN id)`, nearest first.
     pub fn search(
         &self,
-        query: &[f32],
+        query: crate::score::Prepared<'_>,
         k: usize,
         nprobe: Option<usize>,
     ) -> Result<Vec<(f32, u32)>> {
@@ -162,7 +162,10 @@ impl SsdTier {
             nprobe: nprobe.unwrap_or(self.config.nprobe),
             ..SearchParams::default()
         };
-        let (hits, _) = self.spann.search(query, k, &sp).map_err(spann_err)?;
+        let (hits, _) = self
+            .spann
+            .search_prepared(query, k, &sp)
+            .map_err(spann_err)?;
         Ok(hits.into_iter().map(|h| (h.distance, h.id)).collect())
     }
 

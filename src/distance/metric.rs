@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{kernels, F32Fn};
+use half::f16;
+
+use super::kernels;
 
 /// How two vectors are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -27,16 +29,13 @@ impl Metric {
     /// The distance function for this metric on the detected kernels.
     pub fn kernel(self) -> DistanceKernel {
         let k = kernels();
-        match self {
-            Metric::L2 => DistanceKernel {
-                f: k.l2_f32,
-                one_minus: false,
-            },
-            Metric::InnerProduct | Metric::Cosine => DistanceKernel {
-                f: k.dot_f32,
-                one_minus: true,
-            },
-        }
+        Kernel::new(self, k.l2_f32, k.dot_f32)
+    }
+
+    /// The distance from an f32 query to f16 codes for this metric.
+    pub fn f16_kernel(self) -> F16Kernel {
+        let k = kernels();
+        Kernel::new(self, k.l2_f16, k.dot_f16)
     }
 
     /// Short name as used on the command line and in files.
@@ -91,17 +90,44 @@ impl FromStr for Metric {
     }
 }
 
-/// A metric's distance bound to a kernel pointer, resolved once per index.
-#[derive(Clone, Copy)]
-pub struct DistanceKernel {
-    f: F32Fn,
+/// A metric's distance bound to a kernel pointer over stored elements `T`,
+/// resolved once per index: squared L2, or `1 − <a, b>` for inner product
+/// and cosine (the one place that rule is written).
+pub struct Kernel<T: 'static> {
+    f: fn(&[f32], &[T]) -> f32,
     one_minus: bool,
 }
 
-impl DistanceKernel {
+/// [`Kernel`] over f32 vectors.
+pub type DistanceKernel = Kernel<f32>;
+/// [`Kernel`] from an f32 query to f16 codes.
+pub type F16Kernel = Kernel<f16>;
+
+impl<T> Clone for Kernel<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Kernel<T> {}
+
+impl<T> Kernel<T> {
+    fn new(metric: Metric, l2: fn(&[f32], &[T]) -> f32, dot: fn(&[f32], &[T]) -> f32) -> Self {
+        match metric {
+            Metric::L2 => Kernel {
+                f: l2,
+                one_minus: false,
+            },
+            Metric::InnerProduct | Metric::Cosine => Kernel {
+                f: dot,
+                one_minus: true,
+            },
+        }
+    }
+
     /// Distance between `a` and `b` (lower is closer).
     #[inline(always)]
-    pub fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
+    pub fn distance(&self, a: &[f32], b: &[T]) -> f32 {
         let r = (self.f)(a, b);
         if self.one_minus {
             1.0 - r

@@ -30,7 +30,7 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use metric::{DistanceKernel, Metric, ParseMetricError};
+pub use metric::{DistanceKernel, F16Kernel, Kernel, Metric, ParseMetricError};
 
 use half::f16;
 use std::sync::OnceLock;

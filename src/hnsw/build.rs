@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::codes::{with_space, Codes, Dist, QueryTmp, Space};
 use super::{Candidate, Entry, Hnsw, HnswError, HnswParams, NodeId, Result};
-use crate::distance::{self, Metric};
+use crate::distance::Metric;
 
 /// Highest layer a node may be assigned.
 pub(crate) const MAX_LEVEL: usize = 16;
@@ -146,13 +146,9 @@ impl Hnsw {
 
     /// Checks `v` and copies it into `out`, normalised for cosine.
     fn prepare_vector(&self, v: &[f32], what: &str, out: &mut Vec<f32>) -> Result<()> {
-        self.check_vector(v, what)?;
-        out.clear();
-        out.extend_from_slice(v);
-        if self.metric.normalizes() && !distance::normalize(out) {
-            return Err(HnswError::ZeroNorm { what: what.into() });
-        }
-        Ok(())
+        crate::score::prepare(v, self.dim, self.metric, out)
+            .map(|_| ())
+            .map_err(|e| super::vector_error(e, what))
     }
 
     /// Writes slot `id` (normalised for cosine) before it is published.

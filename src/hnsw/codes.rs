@@ -1,5 +1,6 @@
-//! How the graph's vectors are stored ([`VectorEncoding`]: f32, f16 or SQ8
-//! codes) and how distances to them are computed.
+//! How the graph's vectors are stored (in the [`VectorEncoding`]s of
+//! [`crate::score`]: f32, f16 or SQ8 codes) and how distances to them are
+//! computed.
 //!
 //! The graph code never touches codes directly. It asks a [`Space`] (one per
 //! encoding) for a prepared query, a [`Dist`], and calls `dist(id)` on it:
@@ -22,105 +23,9 @@ use std::borrow::Cow;
 use half::f16;
 
 use super::vectors::Arena;
-use crate::distance::{self, DistanceKernel, F16Fn, Metric};
+use crate::distance::{self, DistanceKernel, F16Kernel, Metric};
 use crate::quant::{self, Sq8Quantizer, Sq8Query};
-
-/// How an index stores its vectors.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum VectorEncoding {
-    /// Full precision, 4 bytes per dimension.
-    #[default]
-    F32,
-    /// IEEE half precision, 2 bytes per dimension.
-    F16,
-    /// 8-bit scalar quantisation, 1 byte per dimension (per-dimension min and
-    /// scale, [`Sq8Quantizer`]).
-    Sq8,
-}
-
-impl VectorEncoding {
-    /// Name as used on the command line and in settings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VectorEncoding::F32 => "f32",
-            VectorEncoding::F16 => "f16",
-            VectorEncoding::Sq8 => "sq8",
-        }
-    }
-
-    /// Stable code used in the index file header.
-    pub fn code(self) -> u8 {
-        match self {
-            VectorEncoding::F32 => 0,
-            VectorEncoding::F16 => 1,
-            VectorEncoding::Sq8 => 2,
-        }
-    }
-
-    /// Inverse of [`VectorEncoding::code`].
-    pub fn from_code(c: u8) -> Option<Self> {
-        match c {
-            0 => Some(VectorEncoding::F32),
-            1 => Some(VectorEncoding::F16),
-            2 => Some(VectorEncoding::Sq8),
-            _ => None,
-        }
-    }
-
-    /// Bytes of one stored vector of dimension `dim` (before slot padding).
-    pub fn code_bytes(self, dim: usize) -> usize {
-        match self {
-            VectorEncoding::F32 => 4 * dim,
-            VectorEncoding::F16 => 2 * dim,
-            VectorEncoding::Sq8 => dim,
-        }
-    }
-}
-
-impl std::fmt::Display for VectorEncoding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Error for an unknown encoding name.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown vector encoding {0:?}: expected f32, f16 or sq8")]
-pub struct ParseEncodingError(pub String);
-
-impl std::str::FromStr for VectorEncoding {
-    type Err = ParseEncodingError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" => Ok(VectorEncoding::F32),
-            "f16" => Ok(VectorEncoding::F16),
-            "sq8" => Ok(VectorEncoding::Sq8),
-            _ => Err(ParseEncodingError(s.to_string())),
-        }
-    }
-}
-
-/// An encoding with its parameters: what an empty index needs to store codes.
-#[derive(Clone, Debug, PartialEq)]
-pub enum VectorCodec {
-    F32,
-    F16,
-    /// SQ8 with a fixed quantiser (of the index's dimension).
-    Sq8(Sq8Quantizer),
-}
-
-impl VectorCodec {
-    pub fn encoding(&self) -> VectorEncoding {
-        match self {
-            VectorCodec::F32 => VectorEncoding::F32,
-            VectorCodec::F16 => VectorEncoding::F16,
-            VectorCodec::Sq8(_) => VectorEncoding::Sq8,
-        }
-    }
-}
+pub(crate) use crate::score::{VectorCodec, VectorEncoding};
 
 /// Reusable buffers for preparing one query (a decoded node, an SQ8 query).
 #[derive(Default)]
@@ -200,26 +105,19 @@ impl Space for F32Space {
 /// f16 codes.
 pub(crate) struct F16Space {
     arena: Arena<f16>,
-    f: F16Fn,
-    one_minus: bool,
+    kernel: F16Kernel,
 }
 
 pub(crate) struct F16Query<'a> {
     q: &'a [f32],
     arena: &'a Arena<f16>,
-    f: F16Fn,
-    one_minus: bool,
+    kernel: F16Kernel,
 }
 
 impl Dist for F16Query<'_> {
     #[inline(always)]
     fn dist(&self, id: u32) -> f32 {
-        let r = (self.f)(self.q, self.arena.get(id));
-        if self.one_minus {
-            1.0 - r
-        } else {
-            r
-        }
+        self.kernel.distance(self.q, self.arena.get(id))
     }
     #[inline(always)]
     fn prefetch(&self, id: u32) {
@@ -237,8 +135,7 @@ impl Space for F16Space {
         F16Query {
             q,
             arena: &self.arena,
-            f: self.f,
-            one_minus: self.one_minus,
+            kernel: self.kernel,
         }
     }
     fn node<'a>(&'a self, id: u32, tmp: &'a mut QueryTmp) -> F16Query<'a> {
@@ -250,8 +147,7 @@ impl Space for F16Space {
         F16Query {
             q,
             arena: &self.arena,
-            f: self.f,
-            one_minus: self.one_minus,
+            kernel: self.kernel,
         }
     }
 }
@@ -341,18 +237,10 @@ impl Codes {
                 arena: Arena::new(dim, capacity),
                 kernel: metric.kernel(),
             }),
-            VectorCodec::F16 => {
-                let k = distance::kernels();
-                let (f, one_minus) = match metric {
-                    Metric::L2 => (k.l2_f16, false),
-                    Metric::InnerProduct | Metric::Cosine => (k.dot_f16, true),
-                };
-                Codes::F16(F16Space {
-                    arena: Arena::new(dim, capacity),
-                    f,
-                    one_minus,
-                })
-            }
+            VectorCodec::F16 => Codes::F16(F16Space {
+                arena: Arena::new(dim, capacity),
+                kernel: metric.f16_kernel(),
+            }),
             VectorCodec::Sq8(quantizer) => Codes::Sq8(Sq8Space {
                 arena: Arena::new(dim, capacity),
                 quantizer,

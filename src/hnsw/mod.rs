@@ -25,7 +25,7 @@ mod search;
 mod vectors;
 mod visited;
 
-pub use codes::{ParseEncodingError, VectorCodec, VectorEncoding};
+pub use crate::score::{ParseEncodingError, VectorCodec, VectorEncoding};
 pub use error::{HnswError, Result};
 
 use std::borrow::Cow;
@@ -312,20 +312,22 @@ impl Hnsw {
 
     /// Checks a vector's dimension and values; returns a message naming the problem.
     fn check_vector(&self, v: &[f32], what: &str) -> Result<()> {
-        if v.len() != self.dim {
-            return Err(HnswError::Dimension {
-                what: what.to_string(),
-                expected: self.dim,
-                got: v.len(),
-            });
-        }
-        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            return Err(HnswError::NonFinite {
-                what: what.to_string(),
-                index: i,
-            });
-        }
-        Ok(())
+        crate::score::check(v, self.dim).map_err(|e| vector_error(e, what))
+    }
+}
+
+/// The index's error for a vector `what` that [`crate::score`] rejected.
+pub(crate) fn vector_error(e: crate::score::VectorError, what: &str) -> HnswError {
+    use crate::score::VectorError;
+    let what = what.to_string();
+    match e {
+        VectorError::Dimension { expected, got } => HnswError::Dimension {
+            what,
+            expected,
+            got,
+        },
+        VectorError::NonFinite { index } => HnswError::NonFinite { what, index },
+        VectorError::ZeroNorm => HnswError::ZeroNorm { what },
     }
 }
 

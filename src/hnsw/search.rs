@@ -8,6 +8,7 @@ use super::codes::{with_space, Dist, Space};
 use super::visited::Scratch;
 use super::{Candidate, Entry, Hnsw, HnswError, Neighbor, NodeId, Result};
 use crate::distance;
+use crate::score::Prepared;
 
 impl Hnsw {
     /// The `k` nearest live nodes to `query`, searching with beam width `ef`
@@ -61,10 +62,68 @@ impl Hnsw {
             });
         }
 
+        self.search_scratch(&q, entry, k, ef, allow, &mut s, out);
+        s.query = q;
+        self.pool.give(s);
+        Ok(())
+    }
+
+    /// [`Hnsw::search`] with a query its caller prepared (checked and
+    /// normalised once, e.g. for every segment of a collection).
+    pub fn search_prepared(
+        &self,
+        query: Prepared<'_>,
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<Neighbor>> {
+        let q = query.as_slice();
+        if q.len() != self.dim {
+            return Err(HnswError::Dimension {
+                what: "query".into(),
+                expected: self.dim,
+                got: q.len(),
+            });
+        }
+        if query.metric() != self.metric {
+            return Err(HnswError::param(
+                "query",
+                format!(
+                    "prepared for {}, the index uses {}",
+                    query.metric(),
+                    self.metric
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(k);
+        if k == 0 {
+            return Ok(out);
+        }
+        let Some(entry) = *self.entry.read() else {
+            return Ok(out);
+        };
+        let mut s = self.pool.take(self.capacity());
+        self.search_scratch(q, entry, k, ef.max(k), None, &mut s, &mut out);
+        self.pool.give(s);
+        Ok(out)
+    }
+
+    /// The search proper, for a prepared query `q`, with scratch `s`:
+    /// results (nearest first) are appended to `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn search_scratch(
+        &self,
+        q: &[f32],
+        entry: Entry,
+        k: usize,
+        ef: usize,
+        allow: Option<&dyn Fn(NodeId) -> bool>,
+        s: &mut Scratch,
+        out: &mut Vec<Neighbor>,
+    ) {
         let mut tmp = std::mem::take(&mut s.query_tmp);
         with_space!(&self.codes, space => {
-            let d = space.query(&q, &mut tmp);
-            self.search_base(&d, entry, ef, allow, &mut s);
+            let d = space.query(q, &mut tmp);
+            self.search_base(&d, entry, ef, allow, s);
         });
         s.query_tmp = tmp;
         while s.results.len() > k {
@@ -75,9 +134,6 @@ impl Hnsw {
             distance: c.dist,
         }));
         out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-        s.query = q;
-        self.pool.give(s);
-        Ok(())
     }
 
     /// Descends from `entry` to layer 0 and runs the layer-0 beam search,

@@ -18,8 +18,14 @@ const F16_MAX: f32 = 65504.0;
 pub fn encode(src: &[f32], dst: &mut [f16]) {
     assert_eq!(src.len(), dst.len(), "f16::encode: length mismatch");
     for (d, &s) in dst.iter_mut().zip(src) {
-        *d = f16::from_f32(s.clamp(-F16_MAX, F16_MAX));
+        *d = encode_one(s);
     }
+}
+
+/// Encodes one value (saturating to the finite f16 range).
+#[inline]
+pub fn encode_one(x: f32) -> f16 {
+    f16::from_f32(x.clamp(-F16_MAX, F16_MAX))
 }
 
 /// Decodes `src` into `dst` (exact: every f16 is an f32).

@@ -10,7 +10,6 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use super::codec::Codec;
 use super::file::PageFile;
 use super::generation::{self, heads_path, meta_path};
 use super::meta::{Meta, MetaInfo};
@@ -24,6 +23,7 @@ use crate::distance::{self, Metric};
 use crate::hnsw::Hnsw;
 use crate::limits;
 use crate::quant::Sq8Quantizer;
+use crate::score::VectorCodec;
 
 /// Bytes gathered per write of the bulk build's files.
 const WRITE_BUFFER: usize = 4 << 20;
@@ -168,15 +168,13 @@ impl Spann {
             "assigned"
         );
 
-        let codec = Codec {
-            encoding: params.encoding,
-            dim,
-            sq8: if params.encoding == Encoding::Sq8 {
+        let codec = match params.encoding {
+            Encoding::F32 => VectorCodec::F32,
+            Encoding::F16 => VectorCodec::F16,
+            Encoding::Sq8 => {
                 let step = (n / 20_000).max(1);
-                Some(Sq8Quantizer::train(data.chunks_exact(dim).step_by(step))?)
-            } else {
-                None
-            },
+                VectorCodec::Sq8(Sq8Quantizer::train(data.chunks_exact(dim).step_by(step))?)
+            }
         };
         let info = MetaInfo {
             params,
@@ -188,7 +186,7 @@ impl Spann {
         };
         let mut meta = Meta {
             info,
-            sq8: codec.sq8.as_ref().map(|q| q.to_bytes()),
+            sq8: codec.sq8().map(|q| q.to_bytes()),
             postings: Vec::with_capacity(lists.len()),
             versions: vec![0u32; n],
             free: Vec::new(),
@@ -215,7 +213,10 @@ impl Spann {
                         pb.clear();
                         for &(id, _) in l {
                             code.clear();
-                            codec.encode(&data[id as usize * dim..(id as usize + 1) * dim], code);
+                            codec.encode_bytes(
+                                &data[id as usize * dim..(id as usize + 1) * dim],
+                                code,
+                            );
                             pb.push(id, 0, code);
                         }
                         let mut out = Vec::new();

@@ -34,7 +34,6 @@ use parking_lot::{Mutex, RwLock};
 use quiver_storage::Backend;
 
 use super::alloc::{Allocator, Extent, FreeExtent};
-use super::codec::Codec;
 use super::epoch::{Deferred, Epochs};
 use super::file::PageFile;
 use super::meta::{Meta, MetaInfo};
@@ -50,6 +49,7 @@ use crate::distance::Metric;
 use crate::hnsw::{Hnsw, NodeId};
 use crate::limits;
 use crate::quant::Sq8Quantizer;
+use crate::score::VectorCodec;
 
 /// `meta.<g>` in `dir`.
 pub fn meta_path(dir: &Path, g: u64) -> PathBuf {
@@ -196,8 +196,8 @@ impl Spann {
             ));
         }
         let encoding = info.params.encoding;
-        let sq8 = match (&meta.sq8, encoding) {
-            (Some(b), Encoding::Sq8) => Some(Sq8Quantizer::from_bytes(b)?),
+        let codec = match (&meta.sq8, encoding) {
+            (Some(b), Encoding::Sq8) => VectorCodec::Sq8(Sq8Quantizer::from_bytes(b)?),
             (None, Encoding::Sq8) => {
                 return Err(SpannError::corrupt(
                     &mpath,
@@ -205,9 +205,10 @@ impl Spann {
                     "SQ8 index without a quantizer",
                 ))
             }
-            _ => None,
+            (_, Encoding::F32) => VectorCodec::F32,
+            (_, Encoding::F16) => VectorCodec::F16,
         };
-        if sq8.as_ref().is_some_and(|q| q.dim() != info.dim) {
+        if codec.sq8().is_some_and(|q| q.dim() != info.dim) {
             return Err(SpannError::corrupt(
                 &mpath,
                 0,
@@ -271,11 +272,7 @@ impl Spann {
             metric: info.metric,
             nonce: info.nonce,
             dist: info.metric.kernel(),
-            codec: Codec {
-                encoding,
-                dim: info.dim,
-                sq8,
-            },
+            codec,
             layout,
             heads: RwLock::new(heads),
             slots,
@@ -421,7 +418,7 @@ impl Spann {
                     generation: g,
                     file_pages: alloc.file_pages(),
                 },
-                sq8: self.codec.sq8.as_ref().map(|q| q.to_bytes()),
+                sq8: self.codec.sq8().map(|q| q.to_bytes()),
                 postings,
                 versions: words,
                 free: alloc.snapshot(),

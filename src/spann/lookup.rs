@@ -17,7 +17,7 @@ impl Spann {
         };
         let row = self.dim * 4;
         let off = PAGE as u64 + u64::from(id) * row as u64;
-        vf.read_bytes(off, row, |b| Some(super::codec::f32s(b)))
+        vf.read_bytes(off, row, |b| Some(crate::score::f32s(b).collect()))
     }
 
     /// Live (issued, not deleted) ids; a scan of the version map.

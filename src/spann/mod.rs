@@ -91,7 +91,6 @@ pub mod alloc;
 pub mod assign;
 mod build;
 pub mod cluster;
-pub mod codec;
 mod epoch;
 mod error;
 pub mod file;
@@ -124,8 +123,8 @@ use quiver_storage::Backend;
 
 use crate::distance::{DistanceKernel, Metric};
 use crate::hnsw::Hnsw;
+use crate::score::{Prepared, VectorCodec, VectorError};
 use alloc::Allocator;
-use codec::Codec;
 use epoch::Epochs;
 use file::{FileHeader, PageFile};
 use gate::Gate;
@@ -180,7 +179,7 @@ pub struct Spann {
     metric: Metric,
     nonce: u64,
     dist: DistanceKernel,
-    codec: Codec,
+    codec: VectorCodec,
     layout: PostingLayout,
     heads: RwLock<Hnsw>,
     /// Per head (node of `heads`): its posting's slot and writer lock.
@@ -277,7 +276,7 @@ impl Spann {
         self.heads.read().memory_bytes()
             + self.slots.bytes()
             + self.versions.bytes()
-            + self.codec.sq8.as_ref().map_or(0, |q| q.serialized_len())
+            + self.codec.sq8().map_or(0, |q| q.serialized_len())
             + std::mem::size_of::<Self>()
     }
 
@@ -307,7 +306,12 @@ impl Spann {
     }
 
     /// Checks and normalises a vector (a copy) for this index's metric.
-    fn prepare(&self, v: &[f32], what: impl Fn() -> String, out: &mut Vec<f32>) -> Result<()> {
+    fn prepare<'a>(
+        &self,
+        v: &[f32],
+        what: impl Fn() -> String,
+        out: &'a mut Vec<f32>,
+    ) -> Result<Prepared<'a>> {
         prepare(v, self.dim, self.metric, what, out)
     }
 }
@@ -334,32 +338,25 @@ pub(crate) fn check_posting_room(dim: usize, params: &SpannParams) -> Result<()>
 
 /// Checks a vector's length and values; normalises a copy for cosine.
 /// `what` names the vector in errors.
-pub(crate) fn prepare(
+pub(crate) fn prepare<'a>(
     v: &[f32],
     dim: usize,
     metric: Metric,
     what: impl Fn() -> String,
-    out: &mut Vec<f32>,
-) -> Result<()> {
-    if v.len() != dim {
-        return Err(SpannError::Dimension {
+    out: &'a mut Vec<f32>,
+) -> Result<Prepared<'a>> {
+    crate::score::prepare(v, dim, metric, out).map_err(|e| match e {
+        VectorError::Dimension { expected, got } => SpannError::Dimension {
             what: what(),
-            expected: dim,
-            got: v.len(),
-        });
-    }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(SpannError::NonFinite {
+            expected,
+            got,
+        },
+        VectorError::NonFinite { index } => SpannError::NonFinite {
             what: what(),
-            index: i,
-        });
-    }
-    out.clear();
-    out.extend_from_slice(v);
-    if metric.normalizes() && !crate::distance::normalize(out) {
-        return Err(SpannError::ZeroNorm { what: what() });
-    }
-    Ok(())
+            index,
+        },
+        VectorError::ZeroNorm => SpannError::ZeroNorm { what: what() },
+    })
 }
 
 #[cfg(test)]

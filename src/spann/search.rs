@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::codec::CodeDistance;
 use super::posting::{decode_posting, PostingView, PAGE};
 use super::slots::State;
 use super::versions;
 use super::{assign, PostingSlot, Result, SearchParams, Spann, SpannError};
 use crate::hnsw::{Neighbor, NodeId};
+use crate::score::{CodeQuery, Prepared};
 
 /// One result.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,8 +79,47 @@ impl Spann {
         sp: &SearchParams,
     ) -> Result<(Vec<Hit>, SearchStats)> {
         let started = Instant::now();
-        let mut q = Vec::with_capacity(self.dim);
-        self.prepare(query, || "query".into(), &mut q)?;
+        let mut buf = Vec::with_capacity(self.dim);
+        let q = self.prepare(query, || "query".into(), &mut buf)?;
+        self.search_from(q, k, sp, started)
+    }
+
+    /// [`Spann::search`] with a query its caller prepared (checked and
+    /// normalised once, e.g. for every tier of a collection).
+    pub fn search_prepared(
+        &self,
+        query: Prepared<'_>,
+        k: usize,
+        sp: &SearchParams,
+    ) -> Result<(Vec<Hit>, SearchStats)> {
+        self.search_from(query, k, sp, Instant::now())
+    }
+
+    fn search_from(
+        &self,
+        query: Prepared<'_>,
+        k: usize,
+        sp: &SearchParams,
+        started: Instant,
+    ) -> Result<(Vec<Hit>, SearchStats)> {
+        if query.as_slice().len() != self.dim {
+            return Err(SpannError::Dimension {
+                what: "query".into(),
+                expected: self.dim,
+                got: query.as_slice().len(),
+            });
+        }
+        if query.metric() != self.metric {
+            return Err(SpannError::param(
+                "query",
+                format!(
+                    "prepared for {}, the index uses {}",
+                    query.metric(),
+                    self.metric
+                ),
+            ));
+        }
+        let q = query.as_slice();
         let mut stats = SearchStats::default();
         if k == 0 || sp.nprobe == 0 {
             return Ok((Vec::new(), stats));
@@ -93,10 +132,10 @@ impl Spann {
                 // (exact, and cheaper than a graph walk with that beam).
                 let mut all = Vec::with_capacity(g.live_len());
                 let published = |id: NodeId| self.slots.get(id.0 as usize).published();
-                assign::scan_heads(&g, &self.dist, &q, sp.nprobe, Some(&published), &mut all);
+                assign::scan_heads(&g, &self.dist, q, sp.nprobe, Some(&published), &mut all);
                 all
             } else {
-                g.search(&q, sp.nprobe, sp.head_ef.max(sp.nprobe))?
+                g.search(q, sp.nprobe, sp.head_ef.max(sp.nprobe))?
             }
         };
         stats.heads = heads.len();
@@ -110,7 +149,7 @@ impl Spann {
             .collect();
         let lossy = self.codec.lossy();
         let r = if lossy { sp.rerank.max(k) } else { k };
-        let cd = CodeDistance::new(&self.codec, self.metric, &q);
+        let cd = CodeQuery::new(&self.codec, query);
 
         // Round 1: read and scan every kept posting: those in the page cache
         // here, the rest in parallel on the I/O pool.
@@ -143,7 +182,13 @@ impl Spann {
             let row = dim * 4;
             let exact: Vec<Cand> = self.fan_out(&all, |c, cached| {
                 let off = PAGE as u64 + u64::from(c.1) * row as u64;
-                let exact = |b: &[u8]| Cand(self.dist.distance(&q, &super::codec::f32s(b)), c.1);
+                let exact = |b: &[u8]| {
+                    Cand(
+                        self.dist
+                            .distance(q, &crate::score::f32s(b).collect::<Vec<_>>()),
+                        c.1,
+                    )
+                };
                 if cached {
                     Ok(vf.read_bytes_cached(off, row, exact))
                 } else {
@@ -255,7 +300,7 @@ impl Spann {
         &self,
         h: u32,
         slot: PostingSlot,
-        cd: &CodeDistance,
+        cd: &CodeQuery<'_>,
         r: usize,
         cached: bool,
     ) -> Result<Option<(Vec<Cand>, usize, u64)>> {

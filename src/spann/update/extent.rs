@@ -19,7 +19,7 @@ impl Spann {
         let mut code = Vec::with_capacity(self.layout.code_bytes());
         for i in 0..entries.len() {
             code.clear();
-            self.codec.encode(entries.row(i, dim), &mut code);
+            self.codec.encode_bytes(entries.row(i, dim), &mut code);
             pb.push(entries.ids[i], entries.vers[i], &code);
         }
         let mut bytes = Vec::new();

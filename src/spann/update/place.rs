@@ -209,7 +209,7 @@ impl Spann {
             let mut code = Vec::with_capacity(self.layout.code_bytes());
             for &i in rows {
                 code.clear();
-                self.codec.encode(batch.row(i, dim), &mut code);
+                self.codec.encode_bytes(batch.row(i, dim), &mut code);
                 pb.push(batch.ids[i], batch.vers[i], &code);
             }
             let mut bytes = Vec::with_capacity(chunk_bytes);

@@ -70,7 +70,7 @@ impl Spann {
                 b.ids.push(e.id);
                 b.vers.push(e.version);
                 if !lossy {
-                    self.codec.decode(e.code, &mut tmp);
+                    self.codec.decode_bytes(e.code, &mut tmp);
                     b.vecs.extend_from_slice(&tmp);
                 }
             }
