@@ -263,6 +263,18 @@ impl Spann {
         Ok(view)
     }
 
+    /// The version word of the id of entry `i` of the posting at `slot`;
+    /// an id the version map does not know is a `Corrupt` error.
+    pub(super) fn entry_word(&self, slot: PostingSlot, i: usize, id: u32) -> Result<u32> {
+        self.versions.word(id).ok_or_else(|| {
+            SpannError::corrupt(
+                self.postings_file.path(),
+                slot.first_page * PAGE as u64,
+                format!("entry {i} names unknown id {id}"),
+            )
+        })
+    }
+
     /// Runs `read(item, cached)` for every item, results in any order.
     /// First, on this thread, with `cached` set: `read` answers only from
     /// the page cache (`None` for a miss), which costs no thread hand-off
@@ -307,17 +319,10 @@ impl Spann {
         let pages = (slot.bytes as usize).div_ceil(PAGE);
         let file = &self.postings_file;
         let scan = |buf: &[u8]| {
-            let offset = slot.first_page * PAGE as u64;
             let view = self.checked_posting(h, slot, buf)?;
             let mut heap = BinaryHeap::with_capacity(r.min(view.len()) + 1);
             for (i, e) in view.iter().enumerate() {
-                let Some(w) = self.versions.word(e.id) else {
-                    return Err(SpannError::corrupt(
-                        file.path(),
-                        offset,
-                        format!("entry {i} names unknown id {}", e.id),
-                    ));
-                };
+                let w = self.entry_word(slot, i, e.id)?;
                 if versions::garbage(e.version, w) {
                     continue; // deleted or stale: dropped when the posting is rewritten
                 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::{Batch, Posting};
 use crate::spann::posting::PAGE;
 use crate::spann::versions;
-use crate::spann::{PostingSlot, Result, Spann, SpannError};
+use crate::spann::{PostingSlot, Result, Spann};
 
 impl Spann {
     /// The entries of posting `h` at `slot` that are not garbage, one per
@@ -20,7 +20,6 @@ impl Spann {
         }
         let dim = self.dim;
         let file = &self.postings_file;
-        let offset = slot.first_page * PAGE as u64;
         let pages = (slot.bytes as usize).div_ceil(PAGE);
         let mut tmp = Vec::with_capacity(dim);
         let lossy = self.codec.lossy();
@@ -29,13 +28,7 @@ impl Spann {
             // id -> (is leaving, index)
             let mut at: HashMap<u32, (bool, usize)> = HashMap::with_capacity(view.len());
             for (i, e) in view.iter().enumerate() {
-                let Some(w) = self.versions.word(e.id) else {
-                    return Err(SpannError::corrupt(
-                        file.path(),
-                        offset,
-                        format!("entry {i} names unknown id {}", e.id),
-                    ));
-                };
+                let w = self.entry_word(slot, i, e.id)?;
                 if versions::garbage(e.version, w) {
                     continue;
                 }
