@@ -158,3 +158,15 @@ pub fn f32s(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
 }
+
+/// Runs `f` on the little-endian f32s in `b`: borrowed in place when `b` is
+/// 4-byte aligned on a little-endian target (page buffers always are), else
+/// decoded into a temporary vector.
+#[inline]
+pub fn with_f32s<R>(b: &[u8], f: impl FnOnce(&[f32]) -> R) -> R {
+    #[cfg(target_endian = "little")]
+    if let Ok(v) = bytemuck::try_cast_slice::<u8, f32>(b) {
+        return f(v);
+    }
+    f(&f32s(b).collect::<Vec<_>>())
+}

@@ -115,10 +115,7 @@ impl<'q> CodeQuery<'q> {
     #[inline]
     pub fn distance(&self, code: &[u8]) -> f32 {
         match self {
-            CodeQuery::F32 { q, kernel } => match bytemuck::try_cast_slice::<u8, f32>(code) {
-                Ok(v) => kernel.distance(q, v),
-                Err(_) => kernel.distance(q, &super::f32s(code).collect::<Vec<_>>()),
-            },
+            CodeQuery::F32 { q, kernel } => super::with_f32s(code, |v| kernel.distance(q, v)),
             CodeQuery::F16 { q, kernel } => match bytemuck::try_cast_slice::<u8, f16>(code) {
                 Ok(v) => kernel.distance(q, v),
                 Err(_) => {

@@ -174,18 +174,20 @@ impl Spann {
 
         if lossy && !all.is_empty() {
             // Round 2: exact distances from the full vectors.
-            let vf = self
-                .vectors_file
-                .as_ref()
-                .expect("lossy index has vectors.f32");
+            let Some(vf) = self.vectors_file.as_ref() else {
+                return Err(SpannError::corrupt(
+                    self.dir.join("vectors.f32"),
+                    0,
+                    "an index with lossy postings has no full-precision vectors file",
+                ));
+            };
             let dim = self.dim;
             let row = dim * 4;
             let exact: Vec<Cand> = self.fan_out(&all, |c, cached| {
                 let off = PAGE as u64 + u64::from(c.1) * row as u64;
                 let exact = |b: &[u8]| {
                     Cand(
-                        self.dist
-                            .distance(q, &crate::score::f32s(b).collect::<Vec<_>>()),
+                        crate::score::with_f32s(b, |v| self.dist.distance(q, v)),
                         c.1,
                     )
                 };
