@@ -5,7 +5,8 @@
 #
 # Builds the registry-free image (deploy/base-image.sh + the Dockerfile's
 # `runtime-prebuilt` target on target/release/quiver), then checks, with real
-# data (../shared/datasets/minilm-npm-384, the first $N vectors):
+# data (../shared/datasets/minilm-npm-384, the first $N vectors; generated
+# clustered vectors of that shape when it is absent):
 #   1. `docker run` with a named volume, QUIVER_API_KEYS, --read-only,
 #      --cap-drop ALL and --user 10001: the HEALTHCHECK turns healthy, the
 #      server runs as uid 10001 with no capabilities;
@@ -21,8 +22,8 @@
 #      turns healthy and answers a search; `down` keeps the volume.
 # Prints the image size and the time from `docker run` to healthy.
 #
-# Without a Docker engine or the dataset it skips (exit 0) with a message,
-# except under CI=true, where that is a failure.
+# Without a Docker engine it skips (exit 0) with a message, except under
+# CI=true, where that is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,12 +44,34 @@ skip() {
 }
 
 docker info >/dev/null 2>&1 || skip "no Docker engine (docker info failed)"
-[[ -f "$DATA/base.fbin" && -f "$DATA/query.fbin" ]] || skip "no dataset at $DATA"
 command -v docker-compose >/dev/null || skip "docker-compose is missing"
 python3 -c "import grpc, grpc_tools" 2>/dev/null || skip "python3 lacks grpcio/grpcio-tools"
 [[ -x "$BIN" ]] || { say "building $BIN"; cargo build --release --bin quiver; }
 
 tmp="$(mktemp -d /tmp/quiver-container-test.XXXXXX)"
+if [[ ! -f "$DATA/base.fbin" || ! -f "$DATA/query.fbin" ]]; then
+    # Without the real data the checks still run, on generated clustered
+    # unit vectors of the same shape (384-d, 1,000 queries).
+    say "no dataset at $DATA: generating $N clustered 384-d vectors instead"
+    DATA="$tmp/data"
+    mkdir -p "$DATA"
+    python3 - "$DATA" "$N" <<'PY'
+import math, random, struct, sys
+out, n, dim = sys.argv[1], int(sys.argv[2]), 384
+rng = random.Random(11)
+centres = [[rng.gauss(0, 1) for _ in range(dim)] for _ in range(50)]
+def point():
+    c = rng.choice(centres)
+    v = [x + rng.gauss(0, 0.6) for x in c]
+    norm = math.sqrt(sum(x * x for x in v))
+    return [x / norm for x in v]
+for name, rows in (("base.fbin", n), ("query.fbin", 1000)):
+    with open(f"{out}/{name}", "wb") as f:
+        f.write(struct.pack("<II", rows, dim))
+        for _ in range(rows):
+            f.write(struct.pack(f"<{dim}f", *point()))
+PY
+fi
 host_pid=""
 cleanup() {
     set +e
