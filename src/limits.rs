@@ -52,6 +52,12 @@ pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 /// Largest `max_concurrent_requests` the server can be configured with.
 pub const MAX_CONCURRENT_REQUESTS: usize = 1 << 20;
 
+/// Largest search work (memory segments × beam width) the server runs
+/// inline on its async worker: a search of at most this much, on a
+/// collection without an SSD tier, takes well under a millisecond, less
+/// than handing it to the blocking pool and back costs.
+pub const INLINE_SEARCH_MAX_WORK: usize = 1024;
+
 /// Points per scroll page when a request gives no `limit`.
 pub const DEFAULT_SCROLL_LIMIT: usize = 100;
 

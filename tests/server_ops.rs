@@ -537,6 +537,12 @@ async fn metrics_count_requests_and_describe_collections() {
     assert!(
         m("quiver_grpc_request_duration_seconds_sum{method=\"quiver.v1.Points/Search\"}") > 0.0
     );
+    // Each search's own time_us, in its histogram.
+    assert_eq!(
+        m("quiver_search_time_seconds_count{method=\"quiver.v1.Points/Search\"}"),
+        5.0
+    );
+    assert!(m("quiver_search_time_seconds_sum{method=\"quiver.v1.Points/Search\"}") > 0.0);
     assert_eq!(m("quiver_collections"), 1.0);
     assert_eq!(m("quiver_collection_points{collection=\"docs\"}"), 200.0);
     // Frozen segments merge into the SSD tier at checkpoints.

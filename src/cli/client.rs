@@ -141,6 +141,9 @@ pub struct ImportArgs {
     /// Metric for `--create`: l2 | ip | cosine.
     #[arg(long)]
     metric: Option<Metric>,
+    /// For `--create`: keep every point in memory (no SSD tier; `ssd_tier: false`).
+    #[arg(long, requires = "create")]
+    no_ssd_tier: bool,
     /// Points per streamed batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -175,7 +178,8 @@ pub struct QueryArgs {
     /// Use only the first N queries.
     #[arg(long)]
     limit: Option<usize>,
-    /// Write `{"recall", "qps", "p50_us", "p99_us", "errors"}` here.
+    /// Write `{"recall", "qps", "p50_us", "p99_us", "server_p50_us", "server_p99_us", "errors"}`
+    /// here (`server_*`: percentiles of the responses' own `time_us`).
     #[arg(long)]
     json: Option<PathBuf>,
 }
@@ -208,6 +212,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 name: a.collection.clone(),
                 dimension: data.dim as u32,
                 metric: metric as i32,
+                ssd_tier: a.no_ssd_tier.then_some(false),
                 ..Default::default()
             };
             match conn.collections().create(req).await {
@@ -317,8 +322,10 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
                     let t = Instant::now();
                     match client.search(req).await {
                         Ok(r) => {
-                            let ids = r.into_inner().hits.iter().map(|h| h.id as u32).collect::<Vec<u32>>();
-                            mine.push((i, ids, t.elapsed().as_secs_f64() * 1e6));
+                            let us = t.elapsed().as_secs_f64() * 1e6;
+                            let r = r.into_inner();
+                            let ids = r.hits.iter().map(|h| h.id as u32).collect::<Vec<u32>>();
+                            mine.push((i, ids, us, r.time_us as f64));
                         }
                         Err(e) => {
                             if errors.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -330,41 +337,48 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
             }));
         }
         let mut results = vec![Vec::new(); n];
-        let mut lat = Vec::with_capacity(n);
+        let (mut lat, mut server) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for t in tasks {
-            for (i, ids, us) in t.await? {
+            for (i, ids, us, server_us) in t.await? {
                 results[i] = ids;
                 lat.push(us);
+                server.push(server_us);
             }
         }
-        anyhow::Ok((results, lat, errors.load(Ordering::Relaxed), started.elapsed().as_secs_f64()))
+        anyhow::Ok((results, (lat, server), errors.load(Ordering::Relaxed), started.elapsed().as_secs_f64()))
     })?;
-    let mut lat = lat;
+    let (mut lat, mut server) = lat;
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        if lat.is_empty() {
+    server.sort_by(f64::total_cmp);
+    let pct = |sorted: &[f64], p: f64| {
+        if sorted.is_empty() {
             0.0
         } else {
-            lat[((lat.len() - 1) as f64 * p).round() as usize]
+            sorted[((sorted.len() - 1) as f64 * p).round() as usize]
         }
     };
     let recall = gt.as_ref().map(|g| dataset::recall_at_k(&results, g, a.k));
     let report = serde_json::json!({
         "recall": recall,
         "qps": lat.len() as f64 / secs,
-        "p50_us": pct(0.5),
-        "p99_us": pct(0.99),
+        "p50_us": pct(&lat, 0.5),
+        "p99_us": pct(&lat, 0.99),
+        "server_p50_us": pct(&server, 0.5),
+        "server_p99_us": pct(&server, 0.99),
         "errors": errors,
     });
     out!(
-        "{} queries, concurrency {}: recall@{} {}, {:.0} QPS, p50 {:.0} us, p99 {:.0} us, {} errors",
+        "{} queries, concurrency {}: recall@{} {}, {:.0} QPS, p50 {:.0} us, p99 {:.0} us \
+         (server time_us p50 {:.0}, p99 {:.0}), {} errors",
         n,
         a.concurrency,
         a.k,
         recall.map_or("n/a".to_string(), |r| format!("{r:.4}")),
         lat.len() as f64 / secs,
-        pct(0.5),
-        pct(0.99),
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&server, 0.5),
+        pct(&server, 0.99),
         errors
     );
     if let Some(p) = &a.json {

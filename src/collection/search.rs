@@ -8,7 +8,7 @@ use super::read::Fields;
 use super::ssd::SsdTier;
 use super::{Collection, CollectionError, Loc, PointId, Record, Result, MAX_K, SSD};
 use crate::hnsw::NodeId;
-use crate::limits::{MAX_EF, MAX_NPROBE};
+use crate::limits::{INLINE_SEARCH_MAX_WORK, MAX_EF, MAX_NPROBE};
 use crate::score::{self, Prepared};
 
 /// A search request.
@@ -166,6 +166,20 @@ impl Collection {
             }
             want = (want * 2).max(want + 16);
         }
+    }
+
+    /// Whether `req` is a short search that only reads memory: the
+    /// collection has no SSD tier (nothing is read from disk) and its
+    /// memory segments × beam width is at most [`INLINE_SEARCH_MAX_WORK`].
+    /// The server runs such searches where the request arrived instead of
+    /// handing them to a blocking thread and waiting for its wake-up.
+    pub fn search_is_short(&self, req: &SearchRequest) -> bool {
+        if self.ssd.read().is_some() {
+            return false;
+        }
+        let beam = req.ef.unwrap_or(self.config.ef_search).max(req.k);
+        let segments = self.segments.read().len();
+        segments.saturating_mul(beam) <= INLINE_SEARCH_MAX_WORK
     }
 
     /// Runs several searches in parallel.

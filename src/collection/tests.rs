@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use super::replay::REPLAY_BATCH;
 use super::*;
 use crate::distance::Metric;
+use crate::limits::INLINE_SEARCH_MAX_WORK;
 
 fn config(dim: usize, metric: Metric, tier: usize) -> CollectionConfig {
     CollectionConfig {
@@ -365,5 +366,37 @@ fn ssd_copies_the_map_does_not_name_never_crowd_out_current_ones() {
         .map(|r| r.id)
         .collect();
     assert_eq!(got, brute(&model, Metric::L2, &q, 10));
+    col.close().unwrap();
+}
+
+#[test]
+fn only_small_searches_of_memory_are_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let col = Collection::create(dir.path(), config(2, Metric::L2, 1000)).unwrap();
+    col.upsert(
+        (0..50)
+            .map(|id| Point {
+                id,
+                vector: vec![id as f32, 1.0],
+                payload: None,
+            })
+            .collect(),
+    )
+    .unwrap();
+    let req = |k, ef| SearchRequest {
+        vector: vec![0.5, 1.0],
+        k,
+        ef,
+        ..Default::default()
+    };
+    // One segment, the default ef 64 or an explicit one up to the bound.
+    assert!(col.search_is_short(&req(10, None)));
+    assert!(col.search_is_short(&req(10, Some(INLINE_SEARCH_MAX_WORK))));
+    assert!(!col.search_is_short(&req(10, Some(INLINE_SEARCH_MAX_WORK + 1))));
+    assert!(!col.search_is_short(&req(INLINE_SEARCH_MAX_WORK + 1, Some(10))));
+    // Once an SSD tier exists a search may read the disk.
+    col.checkpoint_all().unwrap();
+    assert_eq!(col.stats().ssd_points, 50);
+    assert!(!col.search_is_short(&req(10, None)));
     col.close().unwrap();
 }

@@ -3,6 +3,8 @@
 //! [`RequestMetrics`] counts requests by method and status code and keeps a
 //! latency histogram per method; the gate records into it with a few atomic
 //! adds (no locks), and the label set is fixed by the method table. The
+//! search handlers add the server's own `time_us` of each `Search` and
+//! `SearchBatch` response to a second, finer histogram per method. The
 //! collection gauges (points, segments, memory-tier size, WAL bytes,
 //! checkpoints) are read from the [`Registry`] at scrape time.
 
@@ -42,13 +44,73 @@ const CODES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
+/// Upper bounds of the buckets of the searches' own `time_us`, in seconds
+/// (finer below a millisecond, where a memory-tier search lands).
+pub const SEARCH_TIME_BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.1, 0.5, 2.5,
+];
+
+/// A histogram of durations: counts per bucket, sum and count, all atomic.
+struct Histogram<const N: usize> {
+    /// Observations per bucket (not cumulative); slower ones only in `count`.
+    buckets: [AtomicU64; N],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    fn observe(&self, bounds: &[f64; N], elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(b) = bounds.iter().position(|&le| secs <= le) {
+            self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of `name` for `method`
+    /// (nothing when it has no observations).
+    fn render(&self, out: &mut String, name: &str, method: &str, bounds: &[f64; N]) {
+        let count = self.count.load(Ordering::Relaxed);
+        if count == 0 {
+            return;
+        }
+        let mut cumulative = 0;
+        for (le, n) in bounds.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{method=\"{method}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}\n\
+             {name}_sum{{method=\"{method}\"}} {sum}\n\
+             {name}_count{{method=\"{method}\"}} {count}"
+        );
+    }
+}
+
 #[derive(Default)]
 struct MethodStats {
     codes: [AtomicU64; CODES.len()],
-    /// Requests per bucket (not cumulative); slower ones only in `count`.
-    buckets: [AtomicU64; BUCKETS.len()],
-    sum_nanos: AtomicU64,
-    count: AtomicU64,
+    duration: Histogram<{ BUCKETS.len() }>,
+    /// The handler's own `time_us` (search methods only).
+    search_time: Histogram<{ SEARCH_TIME_BUCKETS.len() }>,
 }
 
 /// Request counters and latency histograms of every method.
@@ -81,13 +143,14 @@ impl RequestMetrics {
         let m = &self.methods[method.min(METHODS.len())];
         let code = usize::try_from(code as i32).map_or(2, |c| c.min(CODES.len() - 1));
         m.codes[code].fetch_add(1, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        if let Some(b) = BUCKETS.iter().position(|&le| secs <= le) {
-            m.buckets[b].fetch_add(1, Ordering::Relaxed);
-        }
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        m.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        m.count.fetch_add(1, Ordering::Relaxed);
+        m.duration.observe(&BUCKETS, elapsed);
+    }
+
+    /// Records the `time_us` a search handler of `method` put in its response.
+    pub fn observe_search_time(&self, method: MethodId, time: Duration) {
+        self.methods[method.min(METHODS.len())]
+            .search_time
+            .observe(&SEARCH_TIME_BUCKETS, time);
     }
 
     /// A request entered the server (see [`RequestMetrics::finished`]).
@@ -128,25 +191,25 @@ impl RequestMetrics {
             "Time from receiving a request to the end of its response, by method.",
         );
         for (id, m) in self.methods.iter().enumerate() {
-            let count = m.count.load(Ordering::Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let method = label(id);
-            let mut cumulative = 0;
-            for (le, n) in BUCKETS.iter().zip(&m.buckets) {
-                cumulative += n.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "quiver_grpc_request_duration_seconds_bucket{{method=\"{method}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let sum = m.sum_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
-            let _ = writeln!(
+            m.duration.render(
                 out,
-                "quiver_grpc_request_duration_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}\n\
-                 quiver_grpc_request_duration_seconds_sum{{method=\"{method}\"}} {sum}\n\
-                 quiver_grpc_request_duration_seconds_count{{method=\"{method}\"}} {count}"
+                "quiver_grpc_request_duration_seconds",
+                label(id),
+                &BUCKETS,
+            );
+        }
+        header(
+            out,
+            "quiver_search_time_seconds",
+            "histogram",
+            "The server's own time of a search (the time_us of its response), by method.",
+        );
+        for (id, m) in self.methods.iter().enumerate() {
+            m.search_time.render(
+                out,
+                "quiver_search_time_seconds",
+                label(id),
+                &SEARCH_TIME_BUCKETS,
             );
         }
         header(
@@ -363,6 +426,46 @@ mod tests {
             .unwrap();
         let sum: f64 = sum_line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!((sum - 20.00305).abs() < 1e-9, "{sum_line}");
+    }
+
+    #[test]
+    fn search_times_render_as_their_own_histogram() {
+        let m = RequestMetrics::default();
+        let (search, _) = classify("/quiver.v1.Points/Search");
+        let (batch, _) = classify("/quiver.v1.Points/SearchBatch");
+        m.observe_search_time(search, Duration::from_micros(120));
+        m.observe_search_time(search, Duration::from_micros(180));
+        m.observe_search_time(search, Duration::from_millis(4));
+        m.observe_search_time(batch, Duration::from_secs(3));
+        let mut out = String::new();
+        m.render(&mut out);
+        for line in [
+            "# TYPE quiver_search_time_seconds histogram",
+            "quiver_search_time_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"0.0001\"} 0",
+            "quiver_search_time_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"0.00015\"} 1",
+            "quiver_search_time_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"0.0002\"} 2",
+            "quiver_search_time_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"0.005\"} 3",
+            "quiver_search_time_seconds_bucket{method=\"quiver.v1.Points/Search\",le=\"+Inf\"} 3",
+            "quiver_search_time_seconds_count{method=\"quiver.v1.Points/Search\"} 3",
+            "quiver_search_time_seconds_bucket{method=\"quiver.v1.Points/SearchBatch\",le=\"2.5\"} 0",
+            "quiver_search_time_seconds_bucket{method=\"quiver.v1.Points/SearchBatch\",le=\"+Inf\"} 1",
+            "quiver_search_time_seconds_sum{method=\"quiver.v1.Points/SearchBatch\"} 3",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+        // Only the search time was observed: no request counters or durations.
+        assert!(
+            !out.contains("quiver_grpc_request_duration_seconds_bucket"),
+            "{out}"
+        );
+        let sum_line = out
+            .lines()
+            .find(|l| {
+                l.starts_with("quiver_search_time_seconds_sum{method=\"quiver.v1.Points/Search\"}")
+            })
+            .unwrap();
+        let sum: f64 = sum_line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((sum - 0.0043).abs() < 1e-9, "{sum_line}");
     }
 
     #[test]

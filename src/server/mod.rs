@@ -252,9 +252,14 @@ pub async fn serve(
     ))
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
-    let points = pb::points_server::PointsServer::new(PointsService::new(registry.clone(), limits))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let requests = Arc::new(metrics::RequestMetrics::default());
+    let points = pb::points_server::PointsServer::new(PointsService::new(
+        registry.clone(),
+        limits,
+        requests.clone(),
+    ))
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -280,8 +285,6 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr().unwrap_or(opts.addr);
-
-    let requests = Arc::new(metrics::RequestMetrics::default());
     let metrics_task = metrics_listener.map(|l| {
         let at = l.local_addr().ok();
         let task = metrics_http::spawn(l, requests.clone(), registry.clone());
@@ -337,7 +340,10 @@ pub async fn serve(
         .add_service(collections)
         .add_service(points)
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            // Without TCP_NODELAY a small response can wait for the ACK
+            // of the one before (Nagle's algorithm), up to the peer's
+            // delayed-ACK timeout (40 ms on Linux).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             draining,
         )
         .await?;

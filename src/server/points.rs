@@ -1,8 +1,13 @@
 //! The `Points` service: converts, checks limits, delegates to the
 //! collection. Every call that searches, writes or reads points (an SSD-tier
 //! read blocks on the disk) runs on the blocking pool, never on an async
-//! worker. A response that would exceed `max_message_bytes` is refused
-//! with RESOURCE_EXHAUSTED before it is encoded.
+//! worker, except a short search of memory only
+//! ([`Collection::search_is_short`]): that runs inline, since handing it to
+//! a blocking thread and back (two thread wake-ups) costs more than the
+//! search. A response that would exceed `max_message_bytes` is refused
+//! with RESOURCE_EXHAUSTED before it is encoded. The `time_us` of a search
+//! response runs from the decoded request to the response about to be
+//! encoded, and goes into the metrics' search-time histogram.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,6 +18,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::points_from_pb;
 use super::data_dir::validate_name;
+use super::methods::{classify, MethodId};
+use super::metrics::RequestMetrics;
 use super::pb;
 use super::pb::points_server::Points;
 use super::registry::Registry;
@@ -26,11 +33,28 @@ use crate::limits;
 pub struct PointsService {
     registry: Arc<Registry>,
     limits: Limits,
+    metrics: Arc<RequestMetrics>,
+    search_method: MethodId,
+    search_batch_method: MethodId,
 }
 
 impl PointsService {
-    pub fn new(registry: Arc<Registry>, limits: Limits) -> Self {
-        Self { registry, limits }
+    /// The service; search times are recorded into `metrics`.
+    pub fn new(registry: Arc<Registry>, limits: Limits, metrics: Arc<RequestMetrics>) -> Self {
+        Self {
+            registry,
+            limits,
+            metrics,
+            search_method: classify("/quiver.v1.Points/Search").0,
+            search_batch_method: classify("/quiver.v1.Points/SearchBatch").0,
+        }
+    }
+
+    /// `started.elapsed()` in whole microseconds, recorded for `method`.
+    fn search_time(&self, method: MethodId, started: Instant) -> u64 {
+        let elapsed = started.elapsed();
+        self.metrics.observe_search_time(method, elapsed);
+        elapsed.as_micros() as u64
     }
 
     fn collection(&self, name: &str) -> Result<Arc<Collection>, Status> {
@@ -175,17 +199,22 @@ impl Points for PointsService {
         &self,
         req: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
+        let started = Instant::now();
         let mut r = req.into_inner();
         let c = self.collection(&std::mem::take(&mut r.collection))?;
         check_k("k", r.k, self.limits.max_k)?;
         let q = SearchRequest::from(r);
-        let started = Instant::now();
-        let hits = tokio::task::spawn_blocking(move || c.search(&q))
-            .await
-            .map_err(join_error)??;
+        let hits = if c.search_is_short(&q) {
+            c.search(&q)?
+        } else {
+            tokio::task::spawn_blocking(move || c.search(&q))
+                .await
+                .map_err(join_error)??
+        };
+        let hits = hits.into_iter().map(pb::ScoredPoint::from).collect();
         self.reply(pb::SearchResponse {
-            hits: hits.into_iter().map(pb::ScoredPoint::from).collect(),
-            time_us: started.elapsed().as_micros() as u64,
+            hits,
+            time_us: self.search_time(self.search_method, started),
         })
     }
 
@@ -193,6 +222,7 @@ impl Points for PointsService {
         &self,
         req: Request<pb::SearchBatchRequest>,
     ) -> Result<Response<pb::SearchBatchResponse>, Status> {
+        let started = Instant::now();
         let r = req.into_inner();
         let c = self.collection(&r.collection)?;
         self.check_batch("queries", r.queries.len(), self.limits.max_search_batch)?;
@@ -200,7 +230,6 @@ impl Points for PointsService {
             check_k(&format!("queries[{i}].k"), q.k, self.limits.max_k)?;
         }
         let qs: Vec<SearchRequest> = r.queries.into_iter().map(SearchRequest::from).collect();
-        let started = Instant::now();
         let results = tokio::task::spawn_blocking(move || c.search_batch(&qs))
             .await
             .map_err(join_error)?
@@ -215,7 +244,7 @@ impl Points for PointsService {
             .collect::<Result<Vec<_>, Status>>()?;
         self.reply(pb::SearchBatchResponse {
             results,
-            time_us: started.elapsed().as_micros() as u64,
+            time_us: self.search_time(self.search_batch_method, started),
         })
     }
 
