@@ -170,3 +170,18 @@ pub fn with_f32s<R>(b: &[u8], f: impl FnOnce(&[f32]) -> R) -> R {
     }
     f(&f32s(b).collect::<Vec<_>>())
 }
+
+/// Runs `f` on the little-endian f16s in `b`, borrowed in place when it can
+/// be (as [`with_f32s`]), else decoded into a temporary vector.
+#[inline]
+pub fn with_f16s<R>(b: &[u8], f: impl FnOnce(&[f16]) -> R) -> R {
+    #[cfg(target_endian = "little")]
+    if let Ok(v) = bytemuck::try_cast_slice::<u8, f16>(b) {
+        return f(v);
+    }
+    let v: Vec<f16> = b
+        .chunks_exact(2)
+        .map(|c| f16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    f(&v)
+}

@@ -14,5 +14,5 @@
 mod encoding;
 mod query;
 
-pub use encoding::{f32s, with_f32s, ParseEncodingError, VectorCodec, VectorEncoding};
+pub use encoding::{f32s, with_f16s, with_f32s, ParseEncodingError, VectorCodec, VectorEncoding};
 pub use query::{check, prepare, prepare_checked, CodeQuery, Prepared, VectorError};

@@ -4,8 +4,6 @@
 //! metric's [`Kernel`](crate::distance::Kernel), SQ8 codes an
 //! [`Sq8Query`]).
 
-use half::f16;
-
 use super::VectorCodec;
 use crate::distance::{self, DistanceKernel, F16Kernel, Metric};
 use crate::quant::Sq8Query;
@@ -116,16 +114,7 @@ impl<'q> CodeQuery<'q> {
     pub fn distance(&self, code: &[u8]) -> f32 {
         match self {
             CodeQuery::F32 { q, kernel } => super::with_f32s(code, |v| kernel.distance(q, v)),
-            CodeQuery::F16 { q, kernel } => match bytemuck::try_cast_slice::<u8, f16>(code) {
-                Ok(v) => kernel.distance(q, v),
-                Err(_) => {
-                    let v: Vec<f16> = code
-                        .chunks_exact(2)
-                        .map(|b| f16::from_le_bytes([b[0], b[1]]))
-                        .collect();
-                    kernel.distance(q, &v)
-                }
-            },
+            CodeQuery::F16 { q, kernel } => super::with_f16s(code, |v| kernel.distance(q, v)),
             CodeQuery::Sq8(s) => s.distance(code),
         }
     }
