@@ -245,9 +245,13 @@ impl Hnsw {
         self.len() == 0
     }
 
-    /// Nodes not deleted.
+    /// Nodes not deleted. Racing inserts and deletes may make it stale, never
+    /// wrong by more than they did: the deleted count is read first, and a
+    /// node is deleted only after it is counted in `len`, which only grows,
+    /// so the later `len` is at least that count.
     pub fn live_len(&self) -> usize {
-        self.len() - self.deleted_count.load(Ordering::Acquire)
+        let deleted = self.deleted_count.load(Ordering::Acquire);
+        self.len().saturating_sub(deleted)
     }
 
     /// Slots available before [`Hnsw::reserve`] is needed.
