@@ -122,7 +122,7 @@ impl Collection {
         let mut cands = Vec::new();
         for s in segs {
             let sel = s.table().select(f, &|want| ids.slots(want, s.id));
-            let kind = plan::memory_plan(sel.slots.len(), ef, choice);
+            let kind = plan::memory_plan(sel.slots.len(), s.hnsw.len() as u64, ef, choice);
             let mut st = FilterStats::default();
             let hits = match kind {
                 PlanKind::ExactScan => {
@@ -234,11 +234,11 @@ impl Collection {
             }
         };
         for s in segs.iter() {
-            let sel = s.table().select(f, &|want| ids.slots(want, s.id)).slots;
+            let sel = s.table().select(f, &|want| ids.slots(want, s.id)).slots.clone();
             gather(s.id, sel, &|slot| s.point_id(NodeId(slot)));
         }
         if let Some(t) = &tier {
-            let sel = t.table().select(f, &|want| ids.slots(want, SSD)).slots;
+            let sel = t.table().select(f, &|want| ids.slots(want, SSD)).slots.clone();
             gather(SSD, sel, &|slot| t.point_id(slot));
         }
         Ok(out)

@@ -17,7 +17,7 @@ use parking_lot::RwLock;
 
 use super::error::{CollectionError, Result};
 use super::point::{decode_payload, Payload, PointId};
-use crate::filter::{FieldType, Filter, PayloadIndex, Selection, SlotSpace};
+use crate::filter::{FieldType, Filter, PayloadIndex, Selection, SelectionCache, SlotSpace};
 
 /// Id of a slot that holds no point (yet).
 pub(crate) const NO_POINT: PointId = PointId::MAX;
@@ -25,6 +25,9 @@ pub(crate) const NO_POINT: PointId = PointId::MAX;
 /// Point id and payload by slot; grows as slots are filled.
 #[derive(Default)]
 pub(crate) struct PointTable {
+    /// Bumped by every change of payloads or indexes (keys the cache).
+    version: std::sync::atomic::AtomicU64,
+    cache: SelectionCache,
     index: RwLock<PayloadIndex>,
     ids: RwLock<Vec<PointId>>,
     payloads: RwLock<Vec<Option<Arc<Payload>>>>,
@@ -33,6 +36,8 @@ pub(crate) struct PointTable {
 impl PointTable {
     pub fn from_parts(ids: Vec<PointId>, payloads: Vec<Option<Arc<Payload>>>) -> Self {
         PointTable {
+            version: Default::default(),
+            cache: SelectionCache::default(),
             index: RwLock::default(),
             ids: RwLock::new(ids),
             payloads: RwLock::new(payloads),
@@ -56,6 +61,12 @@ impl PointTable {
         }
         ids[slot] = id;
         payloads[slot] = payload;
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Starts indexing each of `fields` (those indexed already are kept).
@@ -75,11 +86,13 @@ impl PointTable {
                     .map(|(s, p)| (s as u32, p.as_deref())),
             );
         }
+        self.bump();
     }
 
     /// Stops indexing `key`.
     pub fn drop_index(&self, key: &str) {
         self.index.write().drop_field(key);
+        self.bump();
     }
 
     /// The slots matching `f`; `id_slots` gives the slots of point ids
@@ -88,15 +101,19 @@ impl PointTable {
         &self,
         f: &Filter,
         id_slots: &dyn Fn(&[PointId]) -> roaring::RoaringBitmap,
-    ) -> Selection {
+    ) -> Arc<Selection> {
         let index = self.index.read();
         let payloads = self.payloads.read();
-        SlotSpace {
-            index: &index,
-            payloads: &payloads,
-            id_slots,
-        }
-        .select(f)
+        // Read under the index lock: a change bumps it under the write lock.
+        let version = self.version.load(std::sync::atomic::Ordering::Acquire);
+        self.cache.get(f, version, || {
+            SlotSpace {
+                index: &index,
+                payloads: &payloads,
+                id_slots,
+            }
+            .select(f)
+        })
     }
 
     /// Bytes of the payload indexes of `key` (all fields when `None`) and

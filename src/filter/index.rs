@@ -95,6 +95,23 @@ impl Ord for FloatKey {
     }
 }
 
+/// The union of many bitmaps: one sort of their slots when they are many
+/// small ones (a range over distinct numbers), plain ORs otherwise.
+fn union<'a>(parts: impl Iterator<Item = &'a RoaringBitmap>) -> RoaringBitmap {
+    let parts: Vec<&RoaringBitmap> = parts.collect();
+    let total: u64 = parts.iter().map(|b| b.len()).sum();
+    if parts.len() < 16 || total > parts.len() as u64 * 64 {
+        return parts.into_iter().fold(RoaringBitmap::new(), |acc, b| acc | b);
+    }
+    let mut slots: Vec<u32> = Vec::with_capacity(total as usize);
+    for b in parts {
+        slots.extend(b.iter());
+    }
+    slots.sort_unstable();
+    slots.dedup();
+    RoaringBitmap::from_sorted_iter(slots).unwrap_or_default()
+}
+
 /// The index of one field.
 #[derive(Debug, Default)]
 pub struct FieldIndex {
@@ -202,11 +219,6 @@ impl FieldIndex {
             }
         }
         let fk = |b: Bound<f64>| b.map(FloatKey);
-        let mut out = self
-            .floats
-            .range((fk(lo), fk(hi)))
-            .map(|(_, b)| b)
-            .fold(RoaringBitmap::new(), |acc, b| acc | b);
         // Integers compare as f64 (exact below 2^53): the i64 range covering
         // the bounds, then each key checked against them.
         let ik = |b: Bound<f64>, up: bool| match b {
@@ -216,12 +228,17 @@ impl FieldIndex {
                     as i64,
             ),
         };
-        for (k, b) in self.ints.range((ik(lo, false), ik(hi, true))) {
-            if r.contains(*k as f64) {
-                out |= b;
-            }
-        }
-        out
+        let parts = self
+            .floats
+            .range((fk(lo), fk(hi)))
+            .map(|(_, b)| b)
+            .chain(
+                self.ints
+                    .range((ik(lo, false), ik(hi, true)))
+                    .filter(|(k, _)| r.contains(**k as f64))
+                    .map(|(_, b)| b),
+            );
+        union(parts)
     }
 
     /// Bytes of the bitmaps and keys, roughly.

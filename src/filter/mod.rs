@@ -4,6 +4,7 @@
 //! slots ([`SlotSpace::select`]) and the per-tier plan a search follows
 //! ([`plan`]).
 
+mod cache;
 mod error;
 pub mod eval;
 mod expr;
@@ -12,6 +13,7 @@ pub mod json;
 pub mod plan;
 mod select;
 
+pub use cache::SelectionCache;
 pub use error::FilterError;
 pub use expr::{Filter, MatchValue, Range};
 pub use index::{FieldIndex, FieldType, PayloadIndex};

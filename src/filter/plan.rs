@@ -14,16 +14,19 @@
 //!   postings are read, doubling `nprobe` up to [`MAX_POSTING_WIDENINGS`]
 //!   times.
 //!
-//! The crossover is in `docs/BENCHMARKS.md` ("Filtered search"): a memory
-//! segment scans exactly when the matching count is at most
-//! [`EXACT_SCAN_PER_EF`] × `ef`, the SSD tier when it is at most
-//! [`SSD_EXACT_SCAN_PER_NPROBE`] × `nprobe`.
+//! The crossover, measured in `docs/BENCHMARKS.md` ("Filtered search"): an
+//! exact scan costs about one distance per matching point (`m`); a filtered
+//! traversal about `c · ef / s` distances at selectivity `s = m / n` (it
+//! walks until `ef` matching nodes are in its beam), so the scan wins while
+//! `m² ≤ c · ef · n`, with `c` = [`GRAPH_COST_PER_EF`]. On 50k MiniLM
+//! vectors at `ef` 64 that is up to 25 % selectivity. The SSD tier scans
+//! exactly up to [`SSD_EXACT_SCAN_PER_NPROBE`] × `nprobe` matching points.
 
 use serde::Serialize;
 
-/// A memory segment scans its matching points exactly when there are at
-/// most this many per unit of `ef` (measured crossover, BENCHMARKS.md).
-pub const EXACT_SCAN_PER_EF: u64 = 64;
+/// Distances a filtered traversal costs per unit of `ef / selectivity`
+/// (measured: 50k MiniLM vectors, M 16; BENCHMARKS.md "Filtered search").
+pub const GRAPH_COST_PER_EF: u64 = 50;
 
 /// The SSD tier reads and scores its matching points' full vectors when
 /// there are at most this many per posting it would otherwise read.
@@ -68,13 +71,15 @@ pub enum PlanChoice {
     Approximate,
 }
 
-/// The plan of a memory segment holding `matching` matching slots.
-pub fn memory_plan(matching: u64, ef: usize, choice: PlanChoice) -> PlanKind {
+/// The plan of a memory segment of `points` slots, `matching` of them matching.
+pub fn memory_plan(matching: u64, points: u64, ef: usize, choice: PlanChoice) -> PlanKind {
+    let scan_wins = (matching as u128).pow(2)
+        <= u128::from(GRAPH_COST_PER_EF) * ef as u128 * u128::from(points);
     match choice {
         _ if matching == 0 => PlanKind::Empty,
         PlanChoice::Exact => PlanKind::ExactScan,
         PlanChoice::Approximate => PlanKind::FilteredGraph,
-        PlanChoice::Auto if matching <= EXACT_SCAN_PER_EF * ef as u64 => PlanKind::ExactScan,
+        PlanChoice::Auto if scan_wins => PlanKind::ExactScan,
         PlanChoice::Auto => PlanKind::FilteredGraph,
     }
 }
