@@ -7,6 +7,7 @@ mod collection_faults;
 mod collection_tiers;
 mod common;
 mod deploy_files;
+mod filtered;
 mod fuzz_corpus;
 mod health;
 mod hnsw_real_data;

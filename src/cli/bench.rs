@@ -359,7 +359,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             PlanArg::Approximate => PlanChoice::Approximate,
         };
         let reports = super::bench_filter::run(
-            &index, &data.query, a.metric, attrs, filters, &a.ef, a.k, a.runs, choice,
+            &index,
+            &data.query,
+            a.metric,
+            attrs,
+            filters,
+            &a.ef,
+            a.k,
+            a.runs,
+            choice,
         )?;
         if let Some(path) = &a.json {
             let report = serde_json::json!({

@@ -115,10 +115,17 @@ pub fn run(
     let pindex = index_all(&payloads);
     let text = std::fs::read_to_string(filters_path)
         .with_context(|| format!("reading --filters {}", filters_path.display()))?;
-    let list: Vec<serde_json::Value> = serde_json::from_str(&text)
-        .with_context(|| format!("--filters {}: a JSON array of {{name, filter}}", filters_path.display()))?;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--filters {}: a JSON array of {{name, filter}}",
+            filters_path.display()
+        )
+    })?;
     let id_slots = |ids: &[PointId]| -> roaring::RoaringBitmap {
-        ids.iter().filter(|&&id| id < n as u64).map(|&id| id as u32).collect()
+        ids.iter()
+            .filter(|&&id| id < n as u64)
+            .map(|&id| id as u32)
+            .collect()
     };
     let space = SlotSpace {
         index: &pindex,
@@ -152,7 +159,14 @@ pub fn run(
             matching.len(),
             100.0 * matching.len() as f64 / n as f64
         );
-        out!("{:>6} {:>8} {:>10} {:>9} {:>9}  plans", "ef", "recall", "QPS", "p50 us", "p99 us");
+        out!(
+            "{:>6} {:>8} {:>10} {:>9} {:>9}  plans",
+            "ef",
+            "recall",
+            "QPS",
+            "p50 us",
+            "p99 us"
+        );
         let mut fruns = Vec::new();
         for &ef in efs {
             let mut passes = Vec::new();
@@ -260,7 +274,11 @@ fn exact_gt(
         .map(|q| {
             let mut d: Vec<(f32, u32)> = ids
                 .iter()
-                .filter_map(|&id| index.vector(NodeId(id)).map(|v| (kernel.distance(q, &v), id)))
+                .filter_map(|&id| {
+                    index
+                        .vector(NodeId(id))
+                        .map(|v| (kernel.distance(q, &v), id))
+                })
                 .collect();
             d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             d.truncate(k);

@@ -234,11 +234,19 @@ impl Collection {
             }
         };
         for s in segs.iter() {
-            let sel = s.table().select(f, &|want| ids.slots(want, s.id)).slots.clone();
+            let sel = s
+                .table()
+                .select(f, &|want| ids.slots(want, s.id))
+                .slots
+                .clone();
             gather(s.id, sel, &|slot| s.point_id(NodeId(slot)));
         }
         if let Some(t) = &tier {
-            let sel = t.table().select(f, &|want| ids.slots(want, SSD)).slots.clone();
+            let sel = t
+                .table()
+                .select(f, &|want| ids.slots(want, SSD))
+                .slots
+                .clone();
             gather(SSD, sel, &|slot| t.point_id(slot));
         }
         Ok(out)

@@ -101,7 +101,9 @@ fn union<'a>(parts: impl Iterator<Item = &'a RoaringBitmap>) -> RoaringBitmap {
     let parts: Vec<&RoaringBitmap> = parts.collect();
     let total: u64 = parts.iter().map(|b| b.len()).sum();
     if parts.len() < 16 || total > parts.len() as u64 * 64 {
-        return parts.into_iter().fold(RoaringBitmap::new(), |acc, b| acc | b);
+        return parts
+            .into_iter()
+            .fold(RoaringBitmap::new(), |acc, b| acc | b);
     }
     let mut slots: Vec<u32> = Vec::with_capacity(total as usize);
     for b in parts {
@@ -228,16 +230,12 @@ impl FieldIndex {
                     as i64,
             ),
         };
-        let parts = self
-            .floats
-            .range((fk(lo), fk(hi)))
-            .map(|(_, b)| b)
-            .chain(
-                self.ints
-                    .range((ik(lo, false), ik(hi, true)))
-                    .filter(|(k, _)| r.contains(**k as f64))
-                    .map(|(_, b)| b),
-            );
+        let parts = self.floats.range((fk(lo), fk(hi))).map(|(_, b)| b).chain(
+            self.ints
+                .range((ik(lo, false), ik(hi, true)))
+                .filter(|(k, _)| r.contains(**k as f64))
+                .map(|(_, b)| b),
+        );
         union(parts)
     }
 

@@ -142,14 +142,22 @@ mod tests {
 
     #[test]
     fn small_sets_scan_and_large_ones_traverse() {
-        assert_eq!(memory_plan(0, 64, PlanChoice::Auto), PlanKind::Empty);
-        assert_eq!(memory_plan(100, 64, PlanChoice::Auto), PlanKind::ExactScan);
+        let n = 50_000;
+        assert_eq!(memory_plan(0, n, 64, PlanChoice::Auto), PlanKind::Empty);
         assert_eq!(
-            memory_plan(1 << 20, 64, PlanChoice::Auto),
+            memory_plan(100, n, 64, PlanChoice::Auto),
+            PlanKind::ExactScan
+        );
+        assert_eq!(
+            memory_plan(10_000, n, 64, PlanChoice::Auto),
+            PlanKind::ExactScan
+        );
+        assert_eq!(
+            memory_plan(27_000, n, 64, PlanChoice::Auto),
             PlanKind::FilteredGraph
         );
         assert_eq!(
-            memory_plan(1 << 20, 64, PlanChoice::Exact),
+            memory_plan(27_000, n, 64, PlanChoice::Exact),
             PlanKind::ExactScan
         );
         assert_eq!(
