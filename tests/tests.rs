@@ -15,6 +15,7 @@ mod load;
 mod offline_index;
 mod python_client;
 mod server;
+mod server_filter;
 mod server_limits;
 mod server_ops;
 mod spann;
