@@ -247,7 +247,10 @@ fn pass(
         let mut st = FilterStats::default();
         let hits = match kind {
             PlanKind::ExactScan => index.scan_allowed(query, k, &sel.slots, &mut st)?,
-            PlanKind::FilteredGraph => index.search_allowed(query, k, ef, &sel.slots, &mut st)?,
+            PlanKind::FilteredGraph => {
+                let dense = sel.dense();
+                index.search_allowed(query, k, ef, |id| dense.contains(id), &mut st)?
+            }
             _ => Vec::new(),
         };
         p.lat.push(t.elapsed().as_secs_f64() * 1e6);

@@ -130,7 +130,11 @@ impl Collection {
                     explain.matching_scanned += current.len();
                     s.hnsw.scan_allowed(q, k, &current, &mut st)?
                 }
-                PlanKind::FilteredGraph => s.hnsw.search_allowed(q, k, ef, &sel.slots, &mut st)?,
+                PlanKind::FilteredGraph => {
+                    let dense = sel.dense();
+                    s.hnsw
+                        .search_allowed(q, k, ef, |id| dense.contains(id), &mut st)?
+                }
                 _ => Vec::new(),
             };
             let mut te = tier_explain(format!("segment {}", s.id), s.hnsw.len(), &sel, kind);

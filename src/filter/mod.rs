@@ -17,4 +17,4 @@ pub use cache::SelectionCache;
 pub use error::FilterError;
 pub use expr::{Filter, MatchValue, Range};
 pub use index::{FieldIndex, FieldType, PayloadIndex};
-pub use select::{Selection, SlotSpace};
+pub use select::{DenseSet, Selection, SlotSpace};

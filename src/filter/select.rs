@@ -20,14 +20,49 @@ pub struct SlotSpace<'a> {
     pub id_slots: &'a dyn Fn(&[PointId]) -> RoaringBitmap,
 }
 
+/// The matching slots as a plain bitset: one load and a mask per lookup,
+/// for graph traversals that test every neighbour.
+#[derive(Debug, Default)]
+pub struct DenseSet {
+    words: Vec<u64>,
+}
+
+impl DenseSet {
+    pub fn from_bitmap(b: &RoaringBitmap) -> Self {
+        let len = b.max().map_or(0, |m| m as usize / 64 + 1);
+        let mut words = vec![0u64; len];
+        for s in b {
+            words[s as usize / 64] |= 1 << (s % 64);
+        }
+        DenseSet { words }
+    }
+
+    #[inline(always)]
+    pub fn contains(&self, slot: u32) -> bool {
+        self.words
+            .get(slot as usize / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+    }
+}
+
 /// The matching slots, and how they were found.
 #[derive(Debug, Default)]
 pub struct Selection {
     pub slots: RoaringBitmap,
+    /// `slots` as a bitset, made on first use (and kept with a cached selection).
+    dense: std::sync::OnceLock<DenseSet>,
     /// Payloads evaluated one by one (conditions on fields without an index).
     pub payloads_scanned: usize,
     /// Leaf conditions answered from an index.
     pub indexed_leaves: usize,
+}
+
+impl Selection {
+    /// The matching slots as a bitset.
+    pub fn dense(&self) -> &DenseSet {
+        self.dense
+            .get_or_init(|| DenseSet::from_bitmap(&self.slots))
+    }
 }
 
 impl SlotSpace<'_> {

@@ -63,26 +63,29 @@ impl Hnsw {
         Ok(q)
     }
 
-    /// The `k` nearest live nodes in `allow`, by a graph search of beam
-    /// width `ef` (raised to `k`) that routes through every node.
+    /// The `k` nearest live nodes for which `allow` holds, by a graph
+    /// search of beam width `ef` (raised to `k`) that routes through every
+    /// node. (Computing distances to allowed nodes only, ACORN-1, measured
+    /// 5-20 % more distances at equal recall at 32-57 % selectivity on
+    /// MiniLM: BENCHMARKS.md.)
     pub fn search_allowed(
         &self,
         query: Prepared<'_>,
         k: usize,
         ef: usize,
-        allow: &RoaringBitmap,
+        allow: impl Fn(u32) -> bool,
         stats: &mut FilterStats,
     ) -> Result<Vec<Neighbor>> {
         let q = self.check_prepared(query)?;
         let mut out = Vec::with_capacity(k);
-        if k == 0 || allow.is_empty() {
+        if k == 0 {
             return Ok(out);
         }
         let Some(entry) = *self.entry.read() else {
             return Ok(out);
         };
         let ef = ef.max(k);
-        let ok = |id: u32| allow.contains(id) && !self.is_deleted(NodeId(id));
+        let ok = |id: u32| allow(id) && !self.is_deleted(NodeId(id));
         let mut s = self.pool.take(self.capacity());
         let mut tmp = std::mem::take(&mut s.query_tmp);
         with_space!(&self.codes, space => {
@@ -183,9 +186,8 @@ impl Hnsw {
                     batch.push(n);
                 }
             });
-            let allowed = batch.iter().filter(|&&n| ok(n)).count();
             hop2.clear();
-            if allowed * TWO_HOP_BELOW < batch.len() {
+            if batch.iter().filter(|&&n| ok(n)).count() * TWO_HOP_BELOW < batch.len() {
                 // Mostly filtered out here: also look one hop further, at
                 // the allowed neighbours of the disallowed ones.
                 let cap = batch.len();
