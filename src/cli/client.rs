@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use quiver::filter::FieldType;
+use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -144,6 +146,10 @@ pub struct ImportArgs {
     /// For `--create`: keep every point in memory (no SSD tier; `ssd_tier: false`).
     #[arg(long, requires = "create")]
     no_ssd_tier: bool,
+    /// For `--create`: points the memory tier holds before it is frozen
+    /// (and merged into the SSD tier); the server's default when absent.
+    #[arg(long, requires = "create")]
+    memory_tier_points: Option<u64>,
     /// Points per streamed batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -153,6 +159,14 @@ pub struct ImportArgs {
     /// Id of the first vector (row i gets id start_id + i, so re-running is idempotent).
     #[arg(long, default_value_t = 0)]
     start_id: u64,
+    /// Payloads: one JSON object per line, line i for row i (e.g. the
+    /// dataset's attributes.jsonl).
+    #[arg(long)]
+    payloads: Option<PathBuf>,
+    /// Index a payload field, `KEY:TYPE` (keyword, integer, float, bool);
+    /// repeatable. At `--create` or on an existing collection.
+    #[arg(long = "index", value_name = "KEY:TYPE")]
+    indexes: Vec<String>,
 }
 
 #[derive(Args)]
@@ -182,6 +196,16 @@ pub struct QueryArgs {
     /// here (`server_*`: percentiles of the responses' own `time_us`).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Only points matching this filter (JSON, README "Filtered search");
+    /// --gt must then be the filtered ground truth.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Exact search (every tier scans every matching point).
+    #[arg(long)]
+    exact: bool,
+    /// Print the plan of the first query (the server's explain) as JSON.
+    #[arg(long)]
+    explain: bool,
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -200,6 +224,29 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
     }
     let data = dataset::load_vectors(&a.input, a.limit)
         .with_context(|| format!("reading --input {}", a.input.display()))?;
+    let payloads: Arc<Vec<BTreeMap<String, pb::Value>>> = Arc::new(match &a.payloads {
+        Some(p) => read_payloads(p, data.len())?,
+        None => Vec::new(),
+    });
+    let indexes: Vec<pb::FieldIndex> = a
+        .indexes
+        .iter()
+        .map(|spec| {
+            let (key, kind) = spec
+                .split_once(':')
+                .with_context(|| format!("--index {spec:?}: expected KEY:TYPE"))?;
+            let kind: FieldType = kind
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--index {spec:?}: {e}"))?;
+            if key.is_empty() {
+                bail!("--index {spec:?}: the key is empty");
+            }
+            Ok(pb::FieldIndex {
+                key: key.to_string(),
+                r#type: pb::FieldType::from(kind) as i32,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
     runtime()?.block_on(async move {
         let conn = connect(&a.conn).await?;
         if a.create {
@@ -213,6 +260,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 dimension: data.dim as u32,
                 metric: metric as i32,
                 ssd_tier: a.no_ssd_tier.then_some(false),
+                field_indexes: indexes.clone(),
+                memory_tier_points: a.memory_tier_points,
                 ..Default::default()
             };
             match conn.collections().create(req).await {
@@ -222,6 +271,15 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 }
                 Err(e) => return Err(status(e)),
             }
+        }
+        for field in &indexes {
+            conn.collections()
+                .create_field_index(pb::CreateFieldIndexRequest {
+                    collection: a.collection.clone(),
+                    field: Some(field.clone()),
+                })
+                .await
+                .map_err(status)?;
         }
         let bar = ProgressBar::new(data.len() as u64);
         bar.set_style(
@@ -241,7 +299,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                     .map(|i| pb::Point {
                         id: start_id + i as u64,
                         vector: data.data[i * dim..(i + 1) * dim].to_vec(),
-                        payload: Default::default(),
+                        payload: payloads.get(i).cloned().unwrap_or_default(),
                     })
                     .collect();
                 if tx
@@ -282,6 +340,22 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
     })
 }
 
+/// One JSON payload per line (line i for row i), at least `rows` of them.
+fn read_payloads(path: &std::path::Path, rows: usize) -> anyhow::Result<Vec<BTreeMap<String, pb::Value>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --payloads {}", path.display()))?;
+    let mut out = Vec::with_capacity(rows);
+    for (i, line) in text.lines().take(rows).enumerate() {
+        let p: quiver::collection::Payload = serde_json::from_str(line)
+            .with_context(|| format!("--payloads {} line {}", path.display(), i + 1))?;
+        out.push(p.into_iter().map(|(k, v)| (k, pb::Value::from(v))).collect());
+    }
+    if out.len() < rows {
+        bail!("--payloads {} has {} lines for {rows} vectors", path.display(), out.len());
+    }
+    Ok(out)
+}
+
 pub fn query(a: QueryArgs) -> anyhow::Result<()> {
     if a.k == 0 || a.concurrency == 0 {
         bail!("--k and --concurrency must be at least 1");
@@ -301,6 +375,15 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
             bail!("--gt has {} rows for {} queries", gt.len(), queries.len());
         }
     }
+    let filter = match &a.filter {
+        Some(text) => Some(
+            quiver::filter::json::parse(text, "--filter")
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        None => None,
+    };
+    let filter = filter.as_ref().map(quiver::server::filter_to_pb);
+    let (exact, explain) = (a.exact, a.explain);
     let n = queries.len();
     let (results, lat, errors, secs) = runtime()?.block_on(async {
         let conn = connect(&a.conn).await?;
@@ -310,7 +393,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
         let mut tasks = Vec::new();
         for _ in 0..a.concurrency {
             let (mut client, next, errors, queries) = (conn.points(), next.clone(), errors.clone(), queries.clone());
-            let (collection, k, ef) = (a.collection.clone(), a.k as u32, a.ef);
+            let (collection, k, ef, filter) = (a.collection.clone(), a.k as u32, a.ef, filter.clone());
             tasks.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
@@ -318,12 +401,24 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
                     if i >= queries.len() {
                         break mine;
                     }
-                    let req = pb::SearchRequest { collection: collection.clone(), vector: queries.row(i).to_vec(), k, ef, ..Default::default() };
+                    let req = pb::SearchRequest {
+                        collection: collection.clone(),
+                        vector: queries.row(i).to_vec(),
+                        k,
+                        ef,
+                        filter: filter.clone(),
+                        exact,
+                        explain: explain && i == 0,
+                        ..Default::default()
+                    };
                     let t = Instant::now();
                     match client.search(req).await {
                         Ok(r) => {
                             let us = t.elapsed().as_secs_f64() * 1e6;
                             let r = r.into_inner();
+                            if let Some(e) = &r.explain {
+                                out!("explain of query 0: {e:#?}");
+                            }
                             let ids = r.hits.iter().map(|h| h.id as u32).collect::<Vec<u32>>();
                             mine.push((i, ids, us, r.time_us as f64));
                         }

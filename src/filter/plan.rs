@@ -30,7 +30,7 @@ pub const GRAPH_COST_PER_EF: u64 = 50;
 
 /// The SSD tier reads and scores its matching points' full vectors when
 /// there are at most this many per posting it would otherwise read.
-pub const SSD_EXACT_SCAN_PER_NPROBE: u64 = 16;
+pub const SSD_EXACT_SCAN_PER_NPROBE: u64 = 64;
 
 /// Times the SSD tier doubles `nprobe` when too few matching candidates
 /// came back.

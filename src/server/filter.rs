@@ -139,3 +139,77 @@ impl From<TierExplain> for pb::TierExplain {
         }
     }
 }
+
+/// A filter as the wire message (a leaf becomes the one `must` condition).
+pub fn filter_to_pb(f: &Filter) -> pb::Filter {
+    match f {
+        Filter::Bool {
+            must,
+            should,
+            must_not,
+        } => {
+            let list = |l: &[Filter]| l.iter().map(condition_to_pb).collect();
+            pb::Filter {
+                must: list(must),
+                should: list(should),
+                must_not: list(must_not),
+            }
+        }
+        leaf => pb::Filter {
+            must: vec![condition_to_pb(leaf)],
+            ..Default::default()
+        },
+    }
+}
+
+fn condition_to_pb(f: &Filter) -> pb::Condition {
+    use pb::condition::Condition as C;
+    let mv = |v: &MatchValue| pb::MatchValue {
+        value: Some(match v {
+            MatchValue::Keyword(s) => pb::match_value::Value::Keyword(s.clone()),
+            MatchValue::Integer(i) => pb::match_value::Value::Integer(*i),
+            MatchValue::Bool(b) => pb::match_value::Value::Boolean(*b),
+        }),
+    };
+    let c = match f {
+        Filter::Match { key, value } => C::Match(pb::FieldMatch {
+            key: key.clone(),
+            value: Some(mv(value)),
+        }),
+        Filter::MatchAny { key, values } => C::MatchAny(pb::FieldMatchAny {
+            key: key.clone(),
+            values: values.iter().map(mv).collect(),
+        }),
+        Filter::Range { key, range } => C::Range(pb::FieldRange {
+            key: key.clone(),
+            gt: range.gt,
+            gte: range.gte,
+            lt: range.lt,
+            lte: range.lte,
+        }),
+        Filter::IsNull { key } => C::IsNull(pb::FieldKey { key: key.clone() }),
+        Filter::IsEmpty { key } => C::IsEmpty(pb::FieldKey { key: key.clone() }),
+        Filter::HasId { ids } => C::HasId(pb::HasId { ids: ids.clone() }),
+        Filter::Bool { .. } => C::Filter(filter_to_pb(f)),
+    };
+    pb::Condition { condition: Some(c) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::json;
+
+    #[test]
+    fn filters_round_trip_through_the_wire_message() {
+        let f = json::parse(
+            r#"{"must": [{"match": {"key": "a", "value": "x"}}, {"must_not": [{"has_id": {"ids": [3]}}]}],
+                "should": [{"range": {"key": "n", "gt": 1, "lte": 5}}, {"match_any": {"key": "b", "values": [true, 2]}},
+                           {"is_null": {"key": "c"}}, {"is_empty": {"key": "d"}}]}"#,
+            "filter",
+        )
+        .unwrap();
+        let back = filter_from_pb(Some(filter_to_pb(&f)), "filter").unwrap().unwrap();
+        assert_eq!(back, f);
+    }
+}

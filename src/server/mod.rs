@@ -26,6 +26,7 @@ pub mod config;
 mod convert;
 mod data_dir;
 mod filter;
+pub use filter::filter_to_pb;
 mod gate;
 mod message_limit;
 pub mod methods;
