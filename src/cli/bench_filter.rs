@@ -112,7 +112,14 @@ pub fn run(
 ) -> anyhow::Result<Vec<FilterReport>> {
     let n = index.len();
     let payloads = read_attributes(attributes, n)?;
+    let started = Instant::now();
     let pindex = index_all(&payloads);
+    out!(
+        "payload indexes: {} fields over {n} points built in {:.1} ms, {:.0} KiB",
+        pindex.fields().count(),
+        started.elapsed().as_secs_f64() * 1e3,
+        pindex.memory_bytes() as f64 / 1024.0
+    );
     let text = std::fs::read_to_string(filters_path)
         .with_context(|| format!("reading --filters {}", filters_path.display()))?;
     let list: Vec<serde_json::Value> = serde_json::from_str(&text).with_context(|| {

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use quiver::filter::FieldType;
-use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use quiver::filter::FieldType;
+use std::collections::BTreeMap;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -341,17 +341,28 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
 }
 
 /// One JSON payload per line (line i for row i), at least `rows` of them.
-fn read_payloads(path: &std::path::Path, rows: usize) -> anyhow::Result<Vec<BTreeMap<String, pb::Value>>> {
+fn read_payloads(
+    path: &std::path::Path,
+    rows: usize,
+) -> anyhow::Result<Vec<BTreeMap<String, pb::Value>>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading --payloads {}", path.display()))?;
     let mut out = Vec::with_capacity(rows);
     for (i, line) in text.lines().take(rows).enumerate() {
         let p: quiver::collection::Payload = serde_json::from_str(line)
             .with_context(|| format!("--payloads {} line {}", path.display(), i + 1))?;
-        out.push(p.into_iter().map(|(k, v)| (k, pb::Value::from(v))).collect());
+        out.push(
+            p.into_iter()
+                .map(|(k, v)| (k, pb::Value::from(v)))
+                .collect(),
+        );
     }
     if out.len() < rows {
-        bail!("--payloads {} has {} lines for {rows} vectors", path.display(), out.len());
+        bail!(
+            "--payloads {} has {} lines for {rows} vectors",
+            path.display(),
+            out.len()
+        );
     }
     Ok(out)
 }
@@ -377,8 +388,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
     }
     let filter = match &a.filter {
         Some(text) => Some(
-            quiver::filter::json::parse(text, "--filter")
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            quiver::filter::json::parse(text, "--filter").map_err(|e| anyhow::anyhow!("{e}"))?,
         ),
         None => None,
     };

@@ -209,7 +209,9 @@ mod tests {
             "filter",
         )
         .unwrap();
-        let back = filter_from_pb(Some(filter_to_pb(&f)), "filter").unwrap().unwrap();
+        let back = filter_from_pb(Some(filter_to_pb(&f)), "filter")
+            .unwrap()
+            .unwrap();
         assert_eq!(back, f);
     }
 }
