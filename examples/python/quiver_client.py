@@ -144,6 +144,31 @@ def run(args) -> None:
         f"ids {[h.id for h in hits]}, {res.time_us} us on the server"
     )
 
+    # 3b. Filtered search: only group 1 with score >= 5, by an indexed field.
+    collections.CreateFieldIndex(
+        pb.CreateFieldIndexRequest(
+            collection=name, field=pb.FieldIndex(key="group", type=pb.FIELD_TYPE_INTEGER)
+        ),
+        metadata=md,
+    )
+    flt = pb.Filter(
+        must=[
+            pb.Condition(match=pb.FieldMatch(key="group", value=pb.MatchValue(integer=1))),
+            pb.Condition(range=pb.FieldRange(key="score", gte=5.0)),
+        ]
+    )
+    res = points.Search(
+        pb.SearchRequest(collection=name, vector=vectors[42], k=5, filter=flt, explain=True),
+        metadata=md,
+    )
+    allowed = [i for i in range(N) if i % 3 == 1 and i / 10 >= 5.0]
+    exact = sorted(allowed, key=lambda i: sum((a - b) ** 2 for a, b in zip(vectors[i], vectors[42])))
+    check([h.id for h in res.hits] == exact[:5], f"filtered hits {[h.id for h in res.hits]} != {exact[:5]}")
+    n = points.Count(pb.CountRequest(collection=name, filter=flt), metadata=md).count
+    check(n == len(allowed), f"filtered count {n} != {len(allowed)}")
+    plan = res.explain.tiers[0].plan
+    print(f"filtered search: ids {[h.id for h in res.hits]} of {n} matching, plan {plan}")
+
     # 4. Get by id; unknown ids are left out.
     got = points.Get(
         pb.GetRequest(collection=name, ids=[7, 999, 8], with_payload=True, with_vector=True),
