@@ -114,6 +114,23 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
         if matches(acked + 1) && !matches(acked) {
             acked += 1;
         }
+        // The payload index on `op` (rebuilt from the tiers' payloads and
+        // the WAL) counts what the model holds.
+        let model = workload::model(acked, DIM);
+        for _ in 0..3 {
+            let t = rng.gen_range(0..acked.max(1));
+            let f = quiver::filter::json::parse(
+                &format!(r#"{{"must": [{{"range": {{"key": "op", "gte": {t}}}}}]}}"#),
+                "filter",
+            )
+            .unwrap();
+            let want = model.values().filter(|&&op| op >= t).count();
+            assert_eq!(
+                col.count_matching(&f).unwrap(),
+                want,
+                "seed={seed} round={round}: filtered count of op >= {t}"
+            );
+        }
         ssd_points = ssd_points.max(col.stats().ssd_points);
         col.close().unwrap();
         drop(col);

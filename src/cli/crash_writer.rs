@@ -36,6 +36,7 @@ pub fn run(a: CrashWriterArgs) -> anyhow::Result<()> {
         let cfg = CollectionConfig {
             memory_tier_points: a.tier,
             fsync: FsyncPolicy::Always,
+            payload_indexes: [("op".to_string(), quiver::filter::FieldType::Integer)].into(),
             ..CollectionConfig::new(a.dim, Metric::L2)
         };
         Collection::create(&a.dir, cfg)?
