@@ -53,6 +53,8 @@ mod filtered;
 mod merge;
 mod point;
 mod point_table;
+#[doc(hidden)]
+pub use point_table::fuzz_decode as fuzz_point_table;
 mod read;
 mod record;
 mod replay;

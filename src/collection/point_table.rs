@@ -238,6 +238,36 @@ impl PointTable {
     }
 }
 
+/// Fuzzing entry: decodes `data` as a point table and, if it decodes,
+/// indexes every payload field and selects with a few filters; never panics.
+#[doc(hidden)]
+pub fn fuzz_decode(data: &[u8]) {
+    let Ok(t) = PointTable::decode(data, Path::new("fuzz")) else {
+        return;
+    };
+    let mut fields = std::collections::BTreeMap::new();
+    for slot in 0..t.len() {
+        if let Some(p) = t.payload(slot) {
+            for k in p.keys() {
+                fields.entry(k.clone()).or_insert(FieldType::Keyword);
+            }
+        }
+    }
+    t.create_indexes(&fields);
+    for key in fields.keys().take(4) {
+        for text in [
+            format!(r#"{{"must": [{{"match": {{"key": {key:?}, "value": "x"}}}}]}}"#),
+            format!(
+                r#"{{"must_not": [{{"range": {{"key": {key:?}, "gte": 0}}}}], "should": [{{"is_empty": {{"key": {key:?}}}}}]}}"#
+            ),
+        ] {
+            if let Ok(f) = crate::filter::json::parse(&text, "filter") {
+                let _ = t.select(&f, &|_| roaring::RoaringBitmap::new());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +292,14 @@ mod tests {
                 PointTable::decode(&bytes[..cut], Path::new("x")).is_err(),
                 "cut {cut}"
             );
+            fuzz_decode(&bytes[..cut]);
+        }
+        fuzz_decode(&bytes);
+        let mut flipped = bytes.clone();
+        for i in 0..flipped.len() {
+            flipped[i] ^= 0x5a;
+            fuzz_decode(&flipped);
+            flipped[i] ^= 0x5a;
         }
     }
 }
