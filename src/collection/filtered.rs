@@ -39,6 +39,15 @@ impl From<FilterError> for CollectionError {
 struct IdSnapshot(HashMap<PointId, Loc>);
 
 impl IdSnapshot {
+    fn of(f: &Filter, map: &std::collections::BTreeMap<PointId, Loc>) -> Self {
+        IdSnapshot(
+            f.ids()
+                .into_iter()
+                .filter_map(|id| map.get(&id).map(|&l| (id, l)))
+                .collect(),
+        )
+    }
+
     /// The slots of `ids` in tier `seg`.
     fn slots(&self, ids: &[PointId], seg: u32) -> RoaringBitmap {
         ids.iter()
@@ -60,16 +69,10 @@ impl Collection {
     }
 
     fn id_snapshot(&self, f: &Filter) -> IdSnapshot {
-        let ids = f.ids();
-        if ids.is_empty() {
+        if f.ids().is_empty() {
             return IdSnapshot(HashMap::new());
         }
-        let map = self.map.read();
-        IdSnapshot(
-            ids.into_iter()
-                .filter_map(|id| map.get(&id).map(|&l| (id, l)))
-                .collect(),
-        )
+        IdSnapshot::of(f, &self.map.read())
     }
 
     /// The slots of `sel` whose point is current in tier `seg` (for a
@@ -220,14 +223,17 @@ impl Collection {
     }
 
     /// Every current point matching `f`: `(id, where it lives)`, any order.
+    /// The id map's read lock is held throughout (tiers are snapshotted
+    /// under it), so a merge cannot move a point between tiers halfway and
+    /// have it counted twice or not at all.
     fn matching_points(&self, f: &Filter) -> Result<Vec<(PointId, Loc)>> {
-        let ids = self.id_snapshot(f);
+        let map = self.map.read();
+        let ids = IdSnapshot::of(f, &map);
         let segs = self.segments.read().clone();
         let tier = self.ssd.read().clone();
         let mut out = Vec::new();
-        let mut gather = |seg: u32, sel: RoaringBitmap, id_of: &dyn Fn(u32) -> Option<PointId>| {
-            let map = self.map.read();
-            for slot in &sel {
+        let mut gather = |seg: u32, sel: &RoaringBitmap, id_of: &dyn Fn(u32) -> Option<PointId>| {
+            for slot in sel {
                 let here = Loc {
                     seg,
                     node: NodeId(slot),
@@ -238,20 +244,12 @@ impl Collection {
             }
         };
         for s in segs.iter() {
-            let sel = s
-                .table()
-                .select(f, &|want| ids.slots(want, s.id))
-                .slots
-                .clone();
-            gather(s.id, sel, &|slot| s.point_id(NodeId(slot)));
+            let sel = s.table().select(f, &|want| ids.slots(want, s.id));
+            gather(s.id, &sel.slots, &|slot| s.point_id(NodeId(slot)));
         }
         if let Some(t) = &tier {
-            let sel = t
-                .table()
-                .select(f, &|want| ids.slots(want, SSD))
-                .slots
-                .clone();
-            gather(SSD, sel, &|slot| t.point_id(slot));
+            let sel = t.table().select(f, &|want| ids.slots(want, SSD));
+            gather(SSD, &sel.slots, &|slot| t.point_id(slot));
         }
         Ok(out)
     }
@@ -281,8 +279,19 @@ impl Collection {
             vector: with_vector,
         };
         let mut records = Vec::with_capacity(points.len().min(limit));
-        for &(id, loc) in points.iter().take(limit) {
-            records.extend(self.record(id, loc, 0.0, fields)?);
+        for &(id, mut loc) in points.iter().take(limit) {
+            // A merge that finished since the points were gathered moved the
+            // point to the SSD tier (and dropped its segment): follow the map.
+            loop {
+                if let Some(r) = self.record(id, loc, 0.0, fields)? {
+                    records.push(r);
+                    break;
+                }
+                match self.map.read().get(&id) {
+                    Some(&now) if now != loc => loc = now,
+                    _ => break,
+                }
+            }
         }
         let next = if more {
             records.last().map(|r| r.id)

@@ -21,6 +21,8 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/quiver.v1.Collections/Drop", Access::Write),
     ("/quiver.v1.Collections/List", Access::Read),
     ("/quiver.v1.Collections/Describe", Access::Read),
+    ("/quiver.v1.Collections/CreateFieldIndex", Access::Write),
+    ("/quiver.v1.Collections/DropFieldIndex", Access::Write),
     ("/quiver.v1.Points/Upsert", Access::Write),
     ("/quiver.v1.Points/UpsertStream", Access::Write),
     ("/quiver.v1.Points/Delete", Access::Write),
@@ -74,7 +76,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 12, "quiver.v1 RPCs");
+        assert_eq!(n, 14, "quiver.v1 RPCs");
     }
 
     #[test]
