@@ -231,6 +231,7 @@ fn search(vector: Vec<f32>, k: u32) -> pb::SearchRequest {
         nprobe: None,
         with_payload: true,
         with_vector: false,
+        rerank: None,
     }
 }
 
@@ -453,6 +454,7 @@ async fn serve_crud_search_errors_and_restart() {
             ids: vec![3, 999, 4],
             with_payload: true,
             with_vector: true,
+            rerank: None,
         })
         .await
         .unwrap()
@@ -602,6 +604,7 @@ async fn serve_crud_search_errors_and_restart() {
             ids: vec![1, 5],
             with_payload: true,
             with_vector: false,
+            rerank: None,
         })
         .await
         .unwrap()

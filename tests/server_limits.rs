@@ -41,6 +41,7 @@ fn search(collection: &str, vector: Vec<f32>) -> pb::SearchRequest {
         nprobe: None,
         with_payload: false,
         with_vector: false,
+        rerank: None,
     }
 }
 
@@ -148,6 +149,7 @@ async fn messages_over_max_message_bytes_are_resource_exhausted() {
         ids: (0..30).collect(),
         with_payload: false,
         with_vector: true,
+        rerank: None,
     };
     let e = pts.get(get.clone()).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
@@ -159,6 +161,7 @@ async fn messages_over_max_message_bytes_are_resource_exhausted() {
             limit: 30,
             with_payload: false,
             with_vector: true,
+            rerank: None,
         })
         .await
         .unwrap_err();

@@ -141,6 +141,13 @@ pub struct BulkArgs {
     /// Collection builds: interval for `--fsync interval`.
     #[arg(long)]
     pub fsync_interval_ms: Option<u64>,
+    /// Collection builds: how memory segments store vectors, f32 | f16 | sq8 (the
+    /// collection's `hnsw_encoding`) [default: f32].
+    #[arg(long)]
+    pub hnsw_encoding: Option<VectorEncoding>,
+    /// Collection builds: the collection's re-rank factor for f16/sq8 [default: 4].
+    #[arg(long)]
+    pub rerank: Option<usize>,
 }
 
 impl BulkArgs {
@@ -150,5 +157,7 @@ impl BulkArgs {
             || self.batch.is_some()
             || self.fsync.is_some()
             || self.fsync_interval_ms.is_some()
+            || self.hnsw_encoding.is_some()
+            || self.rerank.is_some()
     }
 }

@@ -31,6 +31,12 @@ fn collection_config(a: &IndexArgs, dim: usize) -> anyhow::Result<CollectionConf
     if let Some(ef) = a.ef_construction {
         b = b.hnsw_ef_construction(ef);
     }
+    if let Some(e) = a.bulk.hnsw_encoding {
+        b = b.hnsw_encoding(e);
+    }
+    if let Some(r) = a.bulk.rerank {
+        b = b.rerank(r);
+    }
     let fsync = match (a.bulk.fsync, a.bulk.fsync_interval_ms) {
         (None | Some(FsyncArg::Always), _) => FsyncPolicy::Always,
         (Some(FsyncArg::Never), _) => FsyncPolicy::Never,
@@ -46,6 +52,7 @@ fn collection_config(a: &IndexArgs, dim: usize) -> anyhow::Result<CollectionConf
                 "dim" => "dimension of --base",
                 "hnsw.m" => "--m",
                 "hnsw.ef_construction" => "--ef-construction",
+                "rerank" => "--rerank",
                 other => other,
             };
             anyhow::anyhow!("{flag}: {message}")

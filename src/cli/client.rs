@@ -144,6 +144,12 @@ pub struct ImportArgs {
     /// For `--create`: keep every point in memory (no SSD tier; `ssd_tier: false`).
     #[arg(long, requires = "create")]
     no_ssd_tier: bool,
+    /// For `--create`: how memory segments store vectors, f32 | f16 | sq8 (`hnsw_encoding`).
+    #[arg(long, requires = "create")]
+    hnsw_encoding: Option<String>,
+    /// For `--create`: the collection's re-rank factor for f16/sq8 (`rerank`).
+    #[arg(long, requires = "create")]
+    rerank: Option<u32>,
     /// Points per streamed batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -172,6 +178,9 @@ pub struct QueryArgs {
     /// Search beam width (the collection's default when absent).
     #[arg(long)]
     ef: Option<u32>,
+    /// Re-rank factor for f16/sq8 memory segments [default: the collection's `rerank`].
+    #[arg(long)]
+    rerank: Option<u32>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
@@ -213,6 +222,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 dimension: data.dim as u32,
                 metric: metric as i32,
                 ssd_tier: a.no_ssd_tier.then_some(false),
+                hnsw_encoding: a.hnsw_encoding.clone(),
+                rerank: a.rerank,
                 ..Default::default()
             };
             match conn.collections().create(req).await {
@@ -310,7 +321,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
         let mut tasks = Vec::new();
         for _ in 0..a.concurrency {
             let (mut client, next, errors, queries) = (conn.points(), next.clone(), errors.clone(), queries.clone());
-            let (collection, k, ef) = (a.collection.clone(), a.k as u32, a.ef);
+            let (collection, k, ef, rerank) = (a.collection.clone(), a.k as u32, a.ef, a.rerank);
             tasks.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
@@ -318,7 +329,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
                     if i >= queries.len() {
                         break mine;
                     }
-                    let req = pb::SearchRequest { collection: collection.clone(), vector: queries.row(i).to_vec(), k, ef, ..Default::default() };
+                    let req = pb::SearchRequest { collection: collection.clone(), vector: queries.row(i).to_vec(), k, ef, rerank, ..Default::default() };
                     let t = Instant::now();
                     match client.search(req).await {
                         Ok(r) => {

@@ -22,6 +22,8 @@ pub struct SearchRequest {
     pub nprobe: Option<usize>,
     pub with_payload: bool,
     pub with_vector: bool,
+    /// Re-rank factor of lossy memory segments; the collection's `rerank` when `None`.
+    pub rerank: Option<usize>,
 }
 
 impl Collection {
@@ -65,11 +67,12 @@ impl Collection {
                     "its norm is not a finite number: cannot be normalised for cosine",
                 )
             })?;
+        let rerank = self.config.rerank_for(req.rerank)?;
         let segs = self.segments.read().clone();
         let tier = self.ssd.read().clone();
         let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * (segs.len() + 1));
         for s in segs.iter() {
-            for n in s.hnsw.search_prepared(query, req.k, ef)? {
+            for n in s.search(query, req.k, ef, rerank)? {
                 cands.push((n.distance, s.id, n.id));
             }
         }

@@ -65,6 +65,14 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
                     .map_or(defaults.hnsw.ef_construction, |e| e as usize),
                 ..defaults.hnsw
             },
+            hnsw_encoding: match r.hnsw_encoding.as_deref() {
+                None => defaults.hnsw_encoding,
+                Some(e) => e.parse().map_err(|err: crate::hnsw::ParseEncodingError| {
+                    invalid("hnsw_encoding", err.to_string())
+                })?,
+            },
+            rerank: r.rerank.map_or(defaults.rerank, |n| n as usize),
+            rerank_vectors: defaults.rerank_vectors,
             ef_search: r.ef_search.map_or(defaults.ef_search, |e| e as usize),
             memory_tier_points: match r.memory_tier_points {
                 Some(n) => to_usize("memory_tier_points", n)?,
@@ -185,6 +193,7 @@ impl From<pb::SearchQuery> for SearchRequest {
             nprobe: q.nprobe.map(|n| n as usize),
             with_payload: q.with_payload,
             with_vector: q.with_vector,
+            rerank: q.rerank.map(|n| n as usize),
         }
     }
 }
@@ -198,6 +207,7 @@ impl From<pb::SearchRequest> for SearchRequest {
             nprobe: q.nprobe.map(|n| n as usize),
             with_payload: q.with_payload,
             with_vector: q.with_vector,
+            rerank: q.rerank.map(|n| n as usize),
         }
     }
 }
@@ -280,6 +290,8 @@ impl From<&CollectionConfig> for pb::CollectionSettings {
                 .ssd
                 .map_or(String::new(), |s| s.spann.encoding.to_string()),
             ssd_head_ratio: c.ssd.map_or(0.0, |s| s.spann.head_ratio),
+            hnsw_encoding: c.hnsw_encoding.to_string(),
+            rerank: c.rerank as u32,
         }
     }
 }
