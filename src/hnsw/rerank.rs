@@ -168,6 +168,8 @@ impl Hnsw {
         if !codec.lossy() {
             return self.reencode_with(codec);
         }
+        // Both read the codes' capacity: take them before the arena moves.
+        let (capacity, len) = (self.capacity(), self.len());
         let exact = match self.exact.take() {
             Some(e) => e,
             None => match self.codes.take_f32_arena() {
@@ -180,8 +182,8 @@ impl Hnsw {
                 }
             },
         };
-        let codes = super::codes::Codes::new(self.dim, self.metric, codec, self.capacity());
-        for i in 0..self.len() as u32 {
+        let codes = super::codes::Codes::new(self.dim, self.metric, codec, capacity);
+        for i in 0..len as u32 {
             if let Some(v) = exact.get(i, self.dim) {
                 codes.write_unpublished(i, v);
             }
@@ -255,6 +257,13 @@ impl Hnsw {
         let mut cands = self.search_prepared(query, pool, ef.max(pool))?;
         let kernel = self.metric.kernel();
         let q = query.as_slice();
+        // The f32 vectors are cold: request every candidate's lines first,
+        // so their misses overlap instead of queueing one vector at a time.
+        for c in cands.iter() {
+            if let Some(v) = exact.get(c.id.0, self.dim) {
+                crate::distance::prefetch_lines(v, 64);
+            }
+        }
         for c in cands.iter_mut() {
             if let Some(v) = exact.get(c.id.0, self.dim) {
                 c.distance = kernel.distance(q, v);
