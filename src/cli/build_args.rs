@@ -148,6 +148,19 @@ pub struct BulkArgs {
     /// Collection builds: the collection's re-rank factor for f16/sq8 [default: 4].
     #[arg(long)]
     pub rerank: Option<usize>,
+    /// Collection builds: where f16/sq8 segments loaded from disk keep their f32
+    /// vectors, memory | disk (mapped vector files) [default: memory].
+    #[arg(long, value_enum)]
+    pub rerank_vectors: Option<RerankVectorsArg>,
+}
+
+/// Where lossy segments keep their f32 vectors (`rerank_vectors`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RerankVectorsArg {
+    /// Copied into memory when a segment is loaded.
+    Memory,
+    /// Read from the segment's vector file through the page cache.
+    Disk,
 }
 
 impl BulkArgs {
@@ -159,5 +172,6 @@ impl BulkArgs {
             || self.fsync_interval_ms.is_some()
             || self.hnsw_encoding.is_some()
             || self.rerank.is_some()
+            || self.rerank_vectors.is_some()
     }
 }
