@@ -454,7 +454,6 @@ async fn serve_crud_search_errors_and_restart() {
             ids: vec![3, 999, 4],
             with_payload: true,
             with_vector: true,
-            rerank: None,
         })
         .await
         .unwrap()
@@ -604,7 +603,6 @@ async fn serve_crud_search_errors_and_restart() {
             ids: vec![1, 5],
             with_payload: true,
             with_vector: false,
-            rerank: None,
         })
         .await
         .unwrap()

@@ -149,7 +149,6 @@ async fn messages_over_max_message_bytes_are_resource_exhausted() {
         ids: (0..30).collect(),
         with_payload: false,
         with_vector: true,
-        rerank: None,
     };
     let e = pts.get(get.clone()).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
@@ -161,7 +160,6 @@ async fn messages_over_max_message_bytes_are_resource_exhausted() {
             limit: 30,
             with_payload: false,
             with_vector: true,
-            rerank: None,
         })
         .await
         .unwrap_err();

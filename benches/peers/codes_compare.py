@@ -174,14 +174,14 @@ def main():
     p.add_argument("--metric", default="l2", choices=["l2", "ip", "cosine"])
     p.add_argument("--m", type=int, default=16)
     p.add_argument("--ef-construction", type=int, default=200)
-    p.add_argument("--ef", default="10,16,24,32,48,64,96,128,192,256,384,512,768")
+    p.add_argument("--ef", default="10,12,16,20,24,32,40,48,64,96,128,192,256,384,512,768")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--build-threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--encodings", default="f32:0,f16:0+2,sq8:2+4+8",
+    p.add_argument("--encodings", default="f32:0,f16:0+2,sq8:0+2+4+8",
                    help="quiver encodings and their re-rank factors, e.g. f32:0,sq8:2+4")
-    p.add_argument("--scann-leaves", default="8,12,16,24,32,48,64,96,128,192")
-    p.add_argument("--scann-reorder", default="50,100,200")
+    p.add_argument("--scann-leaves", default="12,16,24,32,48,64,96,128,192,256,320,400,447")
+    p.add_argument("--scann-reorder", default="30,50,100,200,400")
     p.add_argument("--peers", default="hnswlib,faiss,scann")
     p.add_argument("--quiver", default="target/release/quiver")
     p.add_argument("--workdir", default=None, help="where the f32 graph is saved (default: a temp dir)")

@@ -90,7 +90,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "0", value_parser = super::parse_list)]
     hnsw_rerank: std::vec::Vec<usize>,
     /// HNSW re-rank: keep the f32 vectors in memory, or in a vector file
-    /// beside --save (or in the temp directory) read through the page cache.
+    /// written beside --save (or --load) and read through the page cache.
     #[arg(long, default_value = "memory")]
     rerank_vectors: RerankAt,
     /// SPANN: threads issuing posting reads per query.
@@ -355,8 +355,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         index = index.reencode_exact(wanted)?;
     }
     if a.rerank_vectors == RerankAt::Disk && index.exact_source() == ExactSource::Memory {
-        let Some(p) = &a.save else {
-            bail!("--rerank-vectors disk writes the vector file beside --save: give --save");
+        let Some(p) = a.save.as_ref().or(a.load.as_ref()) else {
+            bail!("--rerank-vectors disk writes the vector file beside --save or --load: give one");
         };
         let dir = p
             .parent()
