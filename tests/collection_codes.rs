@@ -148,7 +148,11 @@ fn per_query_rerank_overrides_the_collection() {
     let col = Collection::create(dir.path(), cfg).unwrap();
     let rows = data(1000, 5);
     upsert(&col, &rows, 0);
-    let model: BTreeMap<u64, Vec<f32>> = rows.into_iter().enumerate().map(|(i, v)| (i as u64, v)).collect();
+    let model: BTreeMap<u64, Vec<f32>> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
     let q = data(1, 77).remove(0);
     let search = |rerank| {
         col.search(&SearchRequest {

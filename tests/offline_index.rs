@@ -188,7 +188,10 @@ async fn offline_build_matches_online_import() {
         .names;
     assert_eq!(names, ["a", "b", "s", "t"]);
     let (s8, t8) = (describe(&ch, "s").await, describe(&ch, "t").await);
-    assert_eq!(s8.settings, t8.settings, "offline --hnsw-encoding as Create's");
+    assert_eq!(
+        s8.settings, t8.settings,
+        "offline --hnsw-encoding as Create's"
+    );
     let settings = s8.settings.unwrap();
     assert_eq!(settings.hnsw_encoding, "sq8");
     assert_eq!(settings.rerank, 4);

@@ -349,7 +349,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     };
     let mut index = index;
     let wanted = a.spann.graph_encoding();
-    if a.load.is_some() && index.encoding() == VectorEncoding::F32 && wanted != VectorEncoding::F32 {
+    if a.load.is_some() && index.encoding() == VectorEncoding::F32 && wanted != VectorEncoding::F32
+    {
         // An f32 graph loaded to run as f16/SQ8: the same graph on codes,
         // with its f32 vectors kept for re-ranking.
         index = index.reencode_exact(wanted)?;

@@ -16,14 +16,14 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
+use super::config::RerankVectors;
 use super::error::{CollectionError, Result};
 use super::point::{Payload, PointId};
-use super::config::RerankVectors;
 use super::point_table::PointTable;
 use crate::hnsw::{Hnsw, Neighbor, NodeId, VectorCodec};
 use crate::score::Prepared;
-use quiver_storage::mmap::Verify;
 use quiver_storage::manifest::FileEntry;
+use quiver_storage::mmap::Verify;
 use quiver_storage::store::Store;
 
 /// Data-file kind of a segment's meta file.
@@ -189,8 +189,7 @@ impl Segment {
             self.persisted.store(true, Ordering::Release);
         }
         let mut names = vec![self.graph_name(), self.meta_name()];
-        if self.hnsw.codec().lossy() && self.hnsw.exact_source() != crate::hnsw::ExactSource::None
-        {
+        if self.hnsw.codec().lossy() && self.hnsw.exact_source() != crate::hnsw::ExactSource::None {
             names.push(self.vec_name());
         }
         for name in names {

@@ -170,8 +170,14 @@ impl Collection {
         let cap = self.config.memory_tier_points;
         let prev = self.segments.read().last().cloned();
         let codec = self.fresh_codec(prev.as_deref())?;
-        let hnsw = Hnsw::with_codec(self.config.dim, self.config.metric, self.config.hnsw, cap, codec)?
-            .with_exact_vectors()?;
+        let hnsw = Hnsw::with_codec(
+            self.config.dim,
+            self.config.metric,
+            self.config.hnsw,
+            cap,
+            codec,
+        )?
+        .with_exact_vectors()?;
         let fresh = Arc::new(Segment::new(w.next_segment, hnsw));
         w.next_segment += 1;
         w.frozen = w.applied;
@@ -230,10 +236,20 @@ impl Collection {
         let mut segs = self.segments.write();
         let list: Vec<Arc<Segment>> = segs
             .iter()
-            .map(|s| if s.id == active.id { copy.clone() } else { s.clone() })
+            .map(|s| {
+                if s.id == active.id {
+                    copy.clone()
+                } else {
+                    s.clone()
+                }
+            })
             .collect();
         *segs = Arc::new(list);
-        tracing::debug!(segment = active.id, points = active.hnsw.len(), "memory segment re-encoded as sq8");
+        tracing::debug!(
+            segment = active.id,
+            points = active.hnsw.len(),
+            "memory segment re-encoded as sq8"
+        );
         Ok(())
     }
 
@@ -253,9 +269,11 @@ fn train_sq8(hnsw: &Hnsw) -> Result<Option<Sq8Quantizer>> {
         .map(|i| hnsw.exact_vector(NodeId(i)))
         .collect();
     match rows {
-        Some(rows) if !rows.is_empty() => Ok(Some(
-            Sq8Quantizer::train(rows).map_err(|e| super::CollectionError::invalid("hnsw_encoding", e.to_string()))?,
-        )),
+        Some(rows) if !rows.is_empty() => {
+            Ok(Some(Sq8Quantizer::train(rows).map_err(|e| {
+                super::CollectionError::invalid("hnsw_encoding", e.to_string())
+            })?))
+        }
         _ => Ok(None),
     }
 }

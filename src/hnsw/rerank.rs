@@ -215,10 +215,15 @@ impl Hnsw {
     /// Writes the full vectors to the data file `dir/name` (through
     /// `backend`, atomically) and from then on reads them from it, mapped:
     /// the in-memory copy is freed, and the index takes no more inserts.
-    pub fn spill_exact_vectors(&mut self, backend: &dyn Backend, dir: &Path, name: &str) -> Result<()> {
-        let rows = self.exact_rows().ok_or_else(|| {
-            HnswError::param("exact_vectors", "the index keeps no full vectors")
-        })?;
+    pub fn spill_exact_vectors(
+        &mut self,
+        backend: &dyn Backend,
+        dir: &Path,
+        name: &str,
+    ) -> Result<()> {
+        let rows = self
+            .exact_rows()
+            .ok_or_else(|| HnswError::param("exact_vectors", "the index keeps no full vectors"))?;
         let path = dir.join(name);
         let io = |e: quiver_storage::Error| HnswError::Io {
             file: path.clone(),

@@ -20,7 +20,14 @@ fn params() -> HnswParams {
 }
 
 /// Recall@k of `search_rerank` against brute force.
-fn rerank_recall(index: &Hnsw, data: &[f32], queries: &[f32], k: usize, ef: usize, r: usize) -> f64 {
+fn rerank_recall(
+    index: &Hnsw,
+    data: &[f32],
+    queries: &[f32],
+    k: usize,
+    ef: usize,
+    r: usize,
+) -> f64 {
     let dim = index.dim();
     let (mut hits, mut total) = (0, 0);
     let mut buf = Vec::new();
@@ -83,8 +90,14 @@ fn rerank_restores_f32_recall() {
     let reranked = rerank_recall(&sq8, data, queries, 10, 64, 4);
     // On these tight clusters SQ8 alone loses ~0.05 (see encoding_tests);
     // re-ranking 40 candidates exactly brings it back to f32's.
-    assert!(reranked >= base - 0.01, "f32 {base}, sq8 {plain}, reranked {reranked}");
-    assert!(reranked > plain, "f32 {base}, sq8 {plain}, reranked {reranked}");
+    assert!(
+        reranked >= base - 0.01,
+        "f32 {base}, sq8 {plain}, reranked {reranked}"
+    );
+    assert!(
+        reranked > plain,
+        "f32 {base}, sq8 {plain}, reranked {reranked}"
+    );
 }
 
 #[test]
