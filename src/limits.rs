@@ -92,6 +92,8 @@ mod tests {
             (format!("1..={MAX_EF}"), "ef"),
             (format!("1..={MAX_NPROBE}"), "nprobe"),
             (format!("1..={MAX_K}"), "k"),
+            (format!("0..={MAX_RERANK}"), "rerank"),
+            (format!("default {DEFAULT_RERANK}"), "rerank"),
             (
                 format!("default {DEFAULT_MEMORY_TIER_POINTS}"),
                 "memory_tier_points",
