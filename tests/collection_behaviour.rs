@@ -22,7 +22,7 @@ fn req(vector: Vec<f32>, k: usize, ef: usize) -> SearchRequest {
         nprobe: None,
         with_payload: false,
         with_vector: false,
-        rerank: None,
+        ..Default::default()
     }
 }
 

@@ -57,7 +57,7 @@ fn exact(vector: Vec<f32>, k: usize) -> SearchRequest {
         nprobe: Some(100_000),
         with_payload: true,
         with_vector: true,
-        rerank: None,
+        ..Default::default()
     }
 }
 
@@ -203,7 +203,7 @@ fn recall_across_memory_and_ssd_tiers_on_minilm() {
                     nprobe: Some(nprobe),
                     with_payload: false,
                     with_vector: false,
-                    rerank: None,
+                    ..Default::default()
                 };
                 col.search(&req)
                     .unwrap()

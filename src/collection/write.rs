@@ -179,6 +179,7 @@ impl Collection {
         )?
         .with_exact_vectors()?;
         let fresh = Arc::new(Segment::new(w.next_segment, hnsw));
+        fresh.table().create_indexes(&*self.schema.read());
         w.next_segment += 1;
         w.frozen = w.applied;
         let mut segs = self.segments.write();

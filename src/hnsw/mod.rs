@@ -18,6 +18,7 @@ mod build;
 mod codes;
 mod encode;
 mod error;
+mod filtered;
 mod links;
 mod persist;
 mod rerank;
@@ -28,6 +29,7 @@ mod visited;
 
 pub use crate::score::{ParseEncodingError, VectorCodec, VectorEncoding};
 pub use error::{HnswError, Result};
+pub use filtered::FilterStats;
 pub use rerank::{ExactSource, EXACT_VECTORS_KIND};
 
 use std::borrow::Cow;
