@@ -28,6 +28,18 @@ pub const MAX_MEMORY_TIER_POINTS: usize = 50_000_000;
 /// Default `memory_tier_points` of a collection.
 pub const DEFAULT_MEMORY_TIER_POINTS: usize = 100_000;
 
+/// Default re-rank factor of a collection whose memory tier stores f16 or
+/// SQ8 codes: the best `max(k, rerank × k)` candidates found on the codes
+/// are re-scored with the full vectors.
+pub const DEFAULT_RERANK: usize = 4;
+/// Largest re-rank factor (collection setting or per query).
+pub const MAX_RERANK: usize = 100;
+
+/// Points a collection's first SQ8 memory segment stores as f32 before its
+/// quantiser is trained on them and the segment is re-encoded (later
+/// segments start with a quantiser trained on the segment before them).
+pub const SQ8_TRAIN_POINTS: usize = 10_000;
+
 /// Default largest encoded payload of one point, in bytes (64 KiB).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 << 10;
 /// Largest `max_payload_bytes` a collection may be created with (64 MiB).
@@ -89,6 +101,8 @@ mod tests {
             (format!("1..={MAX_EF}"), "ef"),
             (format!("1..={MAX_NPROBE}"), "nprobe"),
             (format!("1..={MAX_K}"), "k"),
+            (format!("0..={MAX_RERANK}"), "rerank"),
+            (format!("default {DEFAULT_RERANK}"), "rerank"),
             (
                 format!("default {DEFAULT_MEMORY_TIER_POINTS}"),
                 "memory_tier_points",

@@ -218,3 +218,58 @@ fn filtered_search_count_scroll_and_delete_match_the_model_across_tiers() {
     assert_eq!(keys, ["n", "tags"]);
     check(&col, &model, &mut rng, dim, seed);
 }
+
+/// On an SQ8 memory tier (f32 vectors kept for re-ranking) the exact plan is
+/// still exact and the graph plan's hits carry exact distances.
+#[test]
+fn filtered_search_on_sq8_segments_scores_with_full_vectors() {
+    let seed: u64 = rand::random();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let cfg = CollectionConfig {
+        fsync: FsyncPolicy::Never,
+        ssd: None,
+        ..CollectionConfig::builder(dim, Metric::L2)
+            .hnsw_encoding(quiver::hnsw::VectorEncoding::Sq8)
+            .payload_index("cat", FieldType::Keyword)
+            .build()
+            .unwrap()
+    };
+    let col = Collection::create(dir.path(), cfg).unwrap();
+    let mut model = Model::new();
+    // Past the first segment's training size, so the graph holds SQ8 codes.
+    upsert(&col, &mut model, &mut rng, 0..12_000, dim);
+    let kern = Metric::L2.kernel();
+    for text in &FILTERS[..3] {
+        let f = json::parse(text, "filter").unwrap();
+        for _ in 0..5 {
+            let q: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let want: Vec<u64> = brute(&model, &f, &q, 10).into_iter().map(|x| x.0).collect();
+            for plan in [PlanChoice::Exact, PlanChoice::Approximate] {
+                let res = col
+                    .search(&SearchRequest {
+                        vector: q.clone(),
+                        k: 10,
+                        ef: Some(200),
+                        filter: Some(f.clone()),
+                        plan,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                for r in &res {
+                    let d = kern.distance(&q, &model[&r.id].0);
+                    assert!(
+                        (d - r.distance).abs() <= 1e-4 * d.max(1.0),
+                        "seed {seed}: {plan:?} distance of {} is not exact",
+                        r.id
+                    );
+                }
+                if plan == PlanChoice::Exact {
+                    let got: Vec<u64> = res.iter().map(|r| r.id).collect();
+                    assert_eq!(got, want, "seed {seed} {text}: exact plan on SQ8");
+                }
+            }
+        }
+    }
+}

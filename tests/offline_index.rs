@@ -116,6 +116,34 @@ async fn offline_build_matches_online_import() {
         ])
     };
     ok(&offline("b"));
+    // The memory-tier encoding, both ways.
+    ok(&quiver(&[
+        "import",
+        "--addr",
+        &addr,
+        "--collection",
+        "s",
+        "--input",
+        &b,
+        "--create",
+        "--metric",
+        "cosine",
+        "--hnsw-encoding",
+        "sq8",
+    ]));
+    ok(&quiver(&[
+        "index",
+        "--base",
+        &b,
+        "--data",
+        &d,
+        "--collection",
+        "t",
+        "--metric",
+        "cosine",
+        "--hnsw-encoding",
+        "sq8",
+    ]));
     refused(&offline("a"), "already exists");
     refused(&offline("b"), "already exists");
     refused(
@@ -141,7 +169,11 @@ async fn offline_build_matches_online_import() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     entries.sort();
-    assert_eq!(entries, ["a", "b"], "no staging directory is left behind");
+    assert_eq!(
+        entries,
+        ["a", "b", "s", "t"],
+        "no staging directory is left behind"
+    );
 
     // The server picks B up at its next start.
     drop(ch);
@@ -154,7 +186,17 @@ async fn offline_build_matches_online_import() {
         .unwrap()
         .into_inner()
         .names;
-    assert_eq!(names, ["a", "b"]);
+    assert_eq!(names, ["a", "b", "s", "t"]);
+    let (s8, t8) = (describe(&ch, "s").await, describe(&ch, "t").await);
+    assert_eq!(
+        s8.settings, t8.settings,
+        "offline --hnsw-encoding as Create's"
+    );
+    let settings = s8.settings.unwrap();
+    assert_eq!(settings.hnsw_encoding, "sq8");
+    assert_eq!(settings.rerank, 4);
+    assert_eq!(s8.stats.unwrap().points, N as u64);
+    assert_eq!(t8.stats.unwrap().points, N as u64);
     let (a, bb) = (describe(&ch, "a").await, describe(&ch, "b").await);
     assert_eq!(
         a.settings, bb.settings,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod collection_behaviour;
+mod collection_codes;
 mod collection_crash;
 mod collection_faults;
 mod collection_tiers;

@@ -13,7 +13,8 @@ use serde::Serialize;
 use quiver::dataset::{self, Neighbors, VectorSet};
 use quiver::distance::{self, Metric};
 use quiver::filter::plan::PlanChoice;
-use quiver::hnsw::{Hnsw, HnswParams, Neighbor, VectorEncoding};
+use quiver::hnsw::{ExactSource, Hnsw, HnswParams, Neighbor, VectorEncoding};
+use quiver::score;
 use quiver::spann::{IoMode, OpenParams, SearchParams, SearchStats, Spann, SpannParams};
 
 use super::build_args::{IndexKind, SpannBuildArgs};
@@ -85,6 +86,14 @@ pub struct BenchArgs {
     /// SPANN: candidates re-ranked at full precision (compressed postings).
     #[arg(long, default_value_t = 64)]
     rerank: usize,
+    /// HNSW on f16/SQ8 codes: re-rank factors to sweep (the best
+    /// max(k, r*k) candidates re-scored with f32 vectors; 0 = none), comma-separated.
+    #[arg(long, default_value = "0", value_parser = super::parse_list)]
+    hnsw_rerank: std::vec::Vec<usize>,
+    /// HNSW re-rank: keep the f32 vectors in memory, or in a vector file
+    /// written beside --save (or --load) and read through the page cache.
+    #[arg(long, default_value = "memory")]
+    rerank_vectors: RerankAt,
     /// SPANN: threads issuing posting reads per query.
     #[arg(long, default_value_t = 32)]
     io_threads: usize,
@@ -105,6 +114,13 @@ pub struct BenchArgs {
     spann: SpannBuildArgs,
 }
 
+/// Where `bench` keeps the f32 vectors of a re-ranked HNSW graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RerankAt {
+    Memory,
+    Disk,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum PlanArg {
     Auto,
@@ -117,6 +133,9 @@ enum PlanArg {
 struct Run {
     #[serde(skip_serializing_if = "Option::is_none")]
     ef: Option<usize>,
+    /// HNSW: re-rank factor (0 = none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rerank: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     nprobe: Option<usize>,
     recall: f64,
@@ -339,11 +358,49 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             // the build holds one copy of the vectors, not two.
             let owned = std::mem::take(&mut data.base.data);
             let encoding = a.spann.graph_encoding();
-            build_pool.install(|| {
-                Hnsw::build_owned_encoded(owned, base_dim, a.metric, params, encoding, true)
-            })?
+            if a.hnsw_rerank.iter().any(|&r| r > 0) {
+                // Keep the f32 vectors beside the codes for re-ranking.
+                build_pool.install(|| {
+                    Hnsw::build_owned(owned, base_dim, a.metric, params, true)?
+                        .reencode_exact(encoding)
+                })?
+            } else {
+                build_pool.install(|| {
+                    Hnsw::build_owned_encoded(owned, base_dim, a.metric, params, encoding, true)
+                })?
+            }
         }
     };
+    let mut index = index;
+    let wanted = a.spann.graph_encoding();
+    if a.load.is_some() && index.encoding() == VectorEncoding::F32 && wanted != VectorEncoding::F32
+    {
+        // An f32 graph loaded to run as f16/SQ8: the same graph on codes,
+        // with its f32 vectors kept for re-ranking.
+        index = index.reencode_exact(wanted)?;
+    }
+    if a.rerank_vectors == RerankAt::Disk && index.exact_source() == ExactSource::Memory {
+        let Some(p) = a.save.as_ref().or(a.load.as_ref()) else {
+            bail!("--rerank-vectors disk writes the vector file beside --save or --load: give one");
+        };
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let name = format!(
+            "{}.vec.qvf",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        );
+        index
+            .spill_exact_vectors(&quiver_storage::backend::FsBackend, &dir, &name)
+            .context("writing the re-rank vector file")?;
+    }
+    if a.hnsw_rerank.iter().any(|&r| r > 0)
+        && index.encoding() != VectorEncoding::F32
+        && index.exact_source() == ExactSource::None
+    {
+        bail!("--hnsw-rerank needs the f32 vectors: build the index here rather than --load a lossy one");
+    }
     let build_seconds = started.elapsed().as_secs_f64();
     tracing::info!(build_seconds, index_bytes = index.memory_bytes(), "built");
     if let Some(p) = &a.save {
@@ -390,21 +447,26 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let search_pool = super::pool(a.threads)?;
     let mut runs = Vec::new();
     out!(
-        "{:>6} {:>8} {:>10} {:>9} {:>9}",
+        "{:>6} {:>6} {:>8} {:>10} {:>9} {:>9}",
+        "rerank",
         "ef",
         "recall",
         "QPS",
         "p50 us",
         "p99 us"
     );
-    for &ef in &a.ef {
+    for (&rerank, &ef) in a
+        .hnsw_rerank
+        .iter()
+        .flat_map(|r| a.ef.iter().map(move |e| (r, e)))
+    {
         let mut passes = Vec::with_capacity(a.runs.max(1));
         let mut results = Vec::new();
         for _ in 0..a.runs.max(1) {
             let (r, lat, secs) = if a.threads == 1 {
-                search_sequential(&index, &data.query, a.k, ef)?
+                search_sequential(&index, &data.query, a.k, ef, rerank)?
             } else {
-                search_pool.install(|| search_parallel(&index, &data.query, a.k, ef))?
+                search_pool.install(|| search_parallel(&index, &data.query, a.k, ef, rerank))?
             };
             results = r;
             passes.push((secs, lat));
@@ -414,6 +476,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         lat.sort_by(f64::total_cmp);
         let run = Run {
             ef: Some(ef),
+            rerank: Some(rerank),
             nprobe: None,
             mean_postings: None,
             mean_bytes_read: None,
@@ -425,7 +488,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             mean_us: lat.iter().sum::<f64>() / lat.len() as f64,
         };
         out!(
-            "{:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1}",
+            "{:>6} {:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1}",
+            rerank,
             ef,
             run.recall,
             run.qps,
@@ -472,33 +536,63 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
 type Pass = (Vec<Vec<u32>>, Vec<f64>, f64);
 
+/// One query: the plain search, or with `rerank > 0` the re-ranked one
+/// (query prepared in `buf`).
+fn search_one(
+    index: &Hnsw,
+    q: &[f32],
+    k: usize,
+    ef: usize,
+    rerank: usize,
+    buf: &mut Vec<f32>,
+    out: &mut Vec<Neighbor>,
+) -> anyhow::Result<()> {
+    if rerank == 0 {
+        index.search_into(q, k, ef, None, out)?;
+    } else {
+        let p = score::prepare(q, index.dim(), index.metric(), buf)
+            .map_err(|e| anyhow::anyhow!("query: {e:?}"))?;
+        *out = index.search_rerank(p, k, ef, rerank)?;
+    }
+    Ok(())
+}
+
 fn search_sequential(
     index: &Hnsw,
     queries: &VectorSet,
     k: usize,
     ef: usize,
+    rerank: usize,
 ) -> anyhow::Result<Pass> {
     let mut out: Vec<Neighbor> = Vec::with_capacity(k);
+    let mut buf = Vec::with_capacity(index.dim());
     let mut results = Vec::with_capacity(queries.len());
     let mut lat = Vec::with_capacity(queries.len());
     let started = Instant::now();
     for q in queries.rows() {
         let t = Instant::now();
-        index.search_into(q, k, ef, None, &mut out)?;
+        search_one(index, q, k, ef, rerank, &mut buf, &mut out)?;
         lat.push(t.elapsed().as_secs_f64() * 1e6);
         results.push(out.iter().map(|n| n.id.0).collect());
     }
     Ok((results, lat, started.elapsed().as_secs_f64()))
 }
 
-fn search_parallel(index: &Hnsw, queries: &VectorSet, k: usize, ef: usize) -> anyhow::Result<Pass> {
+fn search_parallel(
+    index: &Hnsw,
+    queries: &VectorSet,
+    k: usize,
+    ef: usize,
+    rerank: usize,
+) -> anyhow::Result<Pass> {
     let started = Instant::now();
     let per: Vec<(Vec<u32>, f64)> = queries
         .data
         .par_chunks(queries.dim)
         .map(|q| {
             let t = Instant::now();
-            let r = index.search(q, k, ef)?;
+            let (mut r, mut buf) = (Vec::with_capacity(k), Vec::new());
+            search_one(index, q, k, ef, rerank, &mut buf, &mut r)?;
             Ok((
                 r.iter().map(|n| n.id.0).collect(),
                 t.elapsed().as_secs_f64() * 1e6,
@@ -629,6 +723,7 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
         let results: Vec<Vec<u32>> = per.iter().map(|p| p.0.clone()).collect();
         let run = Run {
             ef: None,
+            rerank: None,
             nprobe: Some(nprobe),
             recall: dataset::recall_at_k(&results, &gt, a.k),
             qps: nq / secs,

@@ -141,6 +141,26 @@ pub struct BulkArgs {
     /// Collection builds: interval for `--fsync interval`.
     #[arg(long)]
     pub fsync_interval_ms: Option<u64>,
+    /// Collection builds: how memory segments store vectors, f32 | f16 | sq8 (the
+    /// collection's `hnsw_encoding`) [default: f32].
+    #[arg(long)]
+    pub hnsw_encoding: Option<VectorEncoding>,
+    /// Collection builds: the collection's re-rank factor for f16/sq8 [default: 4].
+    #[arg(long)]
+    pub rerank: Option<usize>,
+    /// Collection builds: where f16/sq8 segments loaded from disk keep their f32
+    /// vectors, memory | disk (mapped vector files) [default: memory].
+    #[arg(long, value_enum)]
+    pub rerank_vectors: Option<RerankVectorsArg>,
+}
+
+/// Where lossy segments keep their f32 vectors (`rerank_vectors`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RerankVectorsArg {
+    /// Copied into memory when a segment is loaded.
+    Memory,
+    /// Read from the segment's vector file through the page cache.
+    Disk,
 }
 
 impl BulkArgs {
@@ -150,5 +170,8 @@ impl BulkArgs {
             || self.batch.is_some()
             || self.fsync.is_some()
             || self.fsync_interval_ms.is_some()
+            || self.hnsw_encoding.is_some()
+            || self.rerank.is_some()
+            || self.rerank_vectors.is_some()
     }
 }

@@ -12,11 +12,11 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use quiver::collection::{CollectionConfig, CollectionError, FsyncPolicy, Point};
+use quiver::collection::{CollectionConfig, CollectionError, FsyncPolicy, Point, RerankVectors};
 use quiver::dataset;
 use quiver::server::OfflineBuild;
 
-use super::build_args::{FsyncArg, IndexArgs, IndexKind};
+use super::build_args::{FsyncArg, IndexArgs, IndexKind, RerankVectorsArg};
 
 /// The collection settings for these flags: the defaults a server `Create`
 /// gives (`CollectionConfig::builder`) with the flags' values over them.
@@ -30,6 +30,18 @@ fn collection_config(a: &IndexArgs, dim: usize) -> anyhow::Result<CollectionConf
     }
     if let Some(ef) = a.ef_construction {
         b = b.hnsw_ef_construction(ef);
+    }
+    if let Some(e) = a.bulk.hnsw_encoding {
+        b = b.hnsw_encoding(e);
+    }
+    if let Some(r) = a.bulk.rerank {
+        b = b.rerank(r);
+    }
+    if let Some(at) = a.bulk.rerank_vectors {
+        b = b.rerank_vectors(match at {
+            RerankVectorsArg::Memory => RerankVectors::Memory,
+            RerankVectorsArg::Disk => RerankVectors::Disk,
+        });
     }
     let fsync = match (a.bulk.fsync, a.bulk.fsync_interval_ms) {
         (None | Some(FsyncArg::Always), _) => FsyncPolicy::Always,
@@ -46,6 +58,7 @@ fn collection_config(a: &IndexArgs, dim: usize) -> anyhow::Result<CollectionConf
                 "dim" => "dimension of --base",
                 "hnsw.m" => "--m",
                 "hnsw.ef_construction" => "--ef-construction",
+                "rerank" => "--rerank",
                 other => other,
             };
             anyhow::anyhow!("{flag}: {message}")

@@ -150,6 +150,12 @@ pub struct ImportArgs {
     /// (and merged into the SSD tier); the server's default when absent.
     #[arg(long, requires = "create")]
     memory_tier_points: Option<u64>,
+    /// For `--create`: how memory segments store vectors, f32 | f16 | sq8 (`hnsw_encoding`).
+    #[arg(long, requires = "create")]
+    hnsw_encoding: Option<String>,
+    /// For `--create`: the collection's re-rank factor for f16/sq8 (`rerank`).
+    #[arg(long, requires = "create")]
+    rerank: Option<u32>,
     /// Points per streamed batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -186,6 +192,9 @@ pub struct QueryArgs {
     /// Search beam width (the collection's default when absent).
     #[arg(long)]
     ef: Option<u32>,
+    /// Re-rank factor for f16/sq8 memory segments [default: the collection's `rerank`].
+    #[arg(long)]
+    rerank: Option<u32>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
@@ -262,6 +271,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 ssd_tier: a.no_ssd_tier.then_some(false),
                 field_indexes: indexes.clone(),
                 memory_tier_points: a.memory_tier_points,
+                hnsw_encoding: a.hnsw_encoding.clone(),
+                rerank: a.rerank,
                 ..Default::default()
             };
             match conn.collections().create(req).await {
@@ -403,7 +414,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
         let mut tasks = Vec::new();
         for _ in 0..a.concurrency {
             let (mut client, next, errors, queries) = (conn.points(), next.clone(), errors.clone(), queries.clone());
-            let (collection, k, ef, filter) = (a.collection.clone(), a.k as u32, a.ef, filter.clone());
+            let (collection, k, ef, filter, rerank) = (a.collection.clone(), a.k as u32, a.ef, filter.clone(), a.rerank);
             tasks.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
@@ -417,6 +428,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
                         k,
                         ef,
                         filter: filter.clone(),
+                        rerank,
                         exact,
                         explain: explain && i == 0,
                         ..Default::default()

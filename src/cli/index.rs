@@ -18,7 +18,9 @@ pub fn run(a: IndexArgs) -> anyhow::Result<()> {
         return super::bulk::run(a);
     };
     if a.bulk.is_set() {
-        bail!("--start-id, --batch and --fsync apply only to --data/--collection builds");
+        bail!(
+            "--start-id, --batch, --fsync, --hnsw-encoding, --rerank and --rerank-vectors apply only to --data/--collection builds"
+        );
     }
     let metric = a.metric.unwrap_or(Metric::L2);
     let defaults = HnswParams::default();

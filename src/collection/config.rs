@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{CollectionError, Result};
 use crate::distance::Metric;
 use crate::filter::FieldType;
-use crate::hnsw::{HnswError, HnswParams};
+use crate::hnsw::{HnswError, HnswParams, VectorEncoding};
 use crate::limits;
 use crate::spann::{Encoding, SpannError, SpannParams};
 
@@ -42,6 +42,17 @@ impl FsyncPolicy {
     }
 }
 
+/// Where a lossy memory segment's full vectors live once it is on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RerankVectors {
+    /// Copied into memory when the segment is loaded.
+    #[default]
+    Memory,
+    /// Mapped from the segment's vector file (`seg-NNNNNN.vec.qvf`).
+    Disk,
+}
+
 /// Settings of one collection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,6 +62,19 @@ pub struct CollectionConfig {
     pub metric: Metric,
     /// Graph settings of the memory tier.
     pub hnsw: HnswParams,
+    /// How memory segments store vectors for graph traversal: `f32`
+    /// (default; also what configs written before this setting mean),
+    /// `f16` or `sq8`. Lossy encodings keep the f32 vectors beside the codes
+    /// for exact re-ranking and `with_vector`.
+    pub hnsw_encoding: VectorEncoding,
+    /// Re-rank factor for lossy encodings when a search gives none: the best
+    /// `max(k, rerank × k)` candidates on codes are re-scored exactly; 0
+    /// turns re-ranking off. Ignored for `f32`.
+    pub rerank: usize,
+    /// Where checkpointed lossy segments keep their f32 vectors: in memory
+    /// (default) or read from the segment's vector file through the page
+    /// cache (`disk`). The active segment always keeps them in memory.
+    pub rerank_vectors: RerankVectors,
     /// Default search beam width when a request gives none.
     pub ef_search: usize,
     /// Points the active memory tier takes before it is frozen and a fresh one starts.
@@ -96,6 +120,9 @@ impl Default for CollectionConfig {
             dim: 0,
             metric: Metric::Cosine,
             hnsw: HnswParams::default(),
+            hnsw_encoding: VectorEncoding::F32,
+            rerank: limits::DEFAULT_RERANK,
+            rerank_vectors: RerankVectors::Memory,
             ef_search: 64,
             memory_tier_points: limits::DEFAULT_MEMORY_TIER_POINTS,
             fsync: FsyncPolicy::Always,
@@ -131,6 +158,12 @@ impl CollectionConfig {
             ));
         }
         self.hnsw.validate().map_err(|e| hnsw_error("hnsw", e))?;
+        if self.rerank > limits::MAX_RERANK {
+            return Err(CollectionError::invalid(
+                "rerank",
+                format!("must be in 0..={}, got {}", limits::MAX_RERANK, self.rerank),
+            ));
+        }
         if !(1..=limits::MAX_EF).contains(&self.ef_search) {
             return Err(CollectionError::invalid(
                 "ef_search",
@@ -192,6 +225,19 @@ impl CollectionConfig {
         Ok(())
     }
 
+    /// The re-rank factor of a search: `requested` (checked against
+    /// [`limits::MAX_RERANK`]) or the collection's.
+    pub fn rerank_for(&self, requested: Option<usize>) -> Result<usize> {
+        match requested {
+            Some(r) if r > limits::MAX_RERANK => Err(CollectionError::invalid(
+                "rerank",
+                format!("must be in 0..={}, got {r}", limits::MAX_RERANK),
+            )),
+            Some(r) => Ok(r),
+            None => Ok(self.rerank),
+        }
+    }
+
     /// Reads and validates `config.json` in `dir` through `backend`.
     pub(crate) fn load(backend: &dyn Backend, dir: &Path) -> Result<Self> {
         let file = dir.join(CONFIG_FILE);
@@ -246,6 +292,24 @@ impl CollectionConfigBuilder {
     /// HNSW `efConstruction` of the memory tier.
     pub fn hnsw_ef_construction(mut self, ef: usize) -> Self {
         self.0.hnsw.ef_construction = ef;
+        self
+    }
+
+    /// How memory segments store vectors (`f32`, `f16`, `sq8`).
+    pub fn hnsw_encoding(mut self, encoding: VectorEncoding) -> Self {
+        self.0.hnsw_encoding = encoding;
+        self
+    }
+
+    /// Default re-rank factor of lossy encodings (0: off).
+    pub fn rerank(mut self, rerank: usize) -> Self {
+        self.0.rerank = rerank;
+        self
+    }
+
+    /// Where checkpointed lossy segments keep their full vectors.
+    pub fn rerank_vectors(mut self, at: RerankVectors) -> Self {
+        self.0.rerank_vectors = at;
         self
     }
 

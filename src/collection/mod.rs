@@ -67,7 +67,9 @@ pub mod workload;
 mod write;
 
 pub use activity::CheckpointStats;
-pub use config::{CollectionConfig, CollectionConfigBuilder, FsyncPolicy, SsdConfig, CONFIG_FILE};
+pub use config::{
+    CollectionConfig, CollectionConfigBuilder, FsyncPolicy, RerankVectors, SsdConfig, CONFIG_FILE,
+};
 pub use error::{CollectionError, Result};
 pub use fields::FieldIndexInfo;
 pub use point::{Payload, Point, PointId, Value};
@@ -194,7 +196,12 @@ impl Collection {
         let mut ssd = None;
         for f in &store.manifest().files {
             if let Some(id) = segment::parse_del_name(&f.name) {
-                segments.push(Arc::new(Segment::open(&store, id, &f.name)?));
+                segments.push(Arc::new(Segment::open(
+                    &store,
+                    id,
+                    &f.name,
+                    config.rerank_vectors,
+                )?));
             } else if ssd::parse_table_name(&f.name).is_some() {
                 let settings = config.ssd.unwrap_or_default();
                 ssd = Some(Arc::new(SsdTier::open(&store, &f.name, settings)?));

@@ -24,6 +24,8 @@ pub struct SearchRequest {
     pub nprobe: Option<usize>,
     pub with_payload: bool,
     pub with_vector: bool,
+    /// Re-rank factor of lossy memory segments; the collection's `rerank` when `None`.
+    pub rerank: Option<usize>,
     /// Only points matching this filter are returned.
     pub filter: Option<Filter>,
     /// The plan of each tier: the planner's (`Auto`), or forced. `Exact`
@@ -85,6 +87,7 @@ impl Collection {
             None if req.plan != PlanChoice::Auto => Some(Filter::all()),
             None => None,
         };
+        let rerank = self.config.rerank_for(req.rerank)?;
         let segs = self.segments.read().clone();
         let tier = self.ssd.read().clone();
         let (mut cands, explain) = match &filter {
@@ -105,7 +108,7 @@ impl Collection {
                 let mut cands: Vec<(f32, u32, NodeId)> =
                     Vec::with_capacity(req.k * (segs.len() + 1));
                 for s in segs.iter() {
-                    for n in s.hnsw.search_prepared(query, req.k, ef)? {
+                    for n in s.search(query, req.k, ef, rerank)? {
                         cands.push((n.distance, s.id, n.id));
                     }
                 }

@@ -4,23 +4,32 @@
 //! ones are frozen (no inserts, only deletes) and, once checkpointed, live in
 //! three files of the collection's data directory:
 //! `seg-NNNNNN.graph.qvf` (the HNSW file, docs/FORMAT.md), `seg-NNNNNN.meta.qvf`
-//! (ids and payloads, a quiver-storage data file) and `seg-NNNNNN.del-G.qvf`
-//! (the deleted set at checkpoint generation G).
+//! (ids and payloads, a quiver-storage data file), `seg-NNNNNN.del-G.qvf`
+//! (the deleted set at checkpoint generation G) and, for a graph on f16 or
+//! SQ8 codes, `seg-NNNNNN.vec.qvf` (the f32 vectors that re-rank searches).
+//!
+//! A search on a lossy segment walks the codes and re-ranks the best
+//! `max(k, rerank × k)` candidates exactly ([`Segment::search`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
+use super::config::RerankVectors;
 use super::error::{CollectionError, Result};
 use super::point::{Payload, PointId};
 use super::point_table::PointTable;
-use crate::hnsw::{Hnsw, NodeId};
+use crate::hnsw::{Hnsw, Neighbor, NodeId, VectorCodec};
+use crate::score::Prepared;
 use quiver_storage::manifest::FileEntry;
+use quiver_storage::mmap::Verify;
 use quiver_storage::store::Store;
 
 /// Data-file kind of a segment's meta file.
 const META_KIND: u32 = 0x5153_4d31; // "QSM1"
+/// Data-file kind of a vector file (f32 rows for re-ranking).
+const VEC_KIND: u32 = crate::hnsw::EXACT_VECTORS_KIND;
 /// Data-file kind of a deleted-set file.
 const DEL_KIND: u32 = 0x5153_4431; // "QSD1"
 
@@ -40,7 +49,8 @@ pub(crate) fn parse_del_name(name: &str) -> Option<u32> {
 pub(crate) struct Segment {
     pub id: u32,
     pub hnsw: Hnsw,
-    points: PointTable,
+    /// Shared with a re-encoded copy of this segment ([`Segment::reencoded`]).
+    points: Arc<PointTable>,
     /// Graph and meta files are on disk (only the deleted set changes now).
     persisted: AtomicBool,
     /// Once its points are copied into the SSD tier: node → SSD vector id.
@@ -53,7 +63,7 @@ impl Segment {
         Segment {
             id,
             hnsw,
-            points: PointTable::default(),
+            points: Arc::default(),
             persisted: AtomicBool::new(false),
             merged: std::sync::OnceLock::new(),
         }
@@ -80,6 +90,47 @@ impl Segment {
 
     pub fn meta_name(&self) -> String {
         format!("seg-{:06}.meta.qvf", self.id)
+    }
+
+    pub fn vec_name(&self) -> String {
+        format!("seg-{:06}.vec.qvf", self.id)
+    }
+
+    /// The `k` nearest live nodes: on the graph's codes with beam `ef`, the
+    /// best `max(k, rerank × k)` re-scored with the f32 vectors when the
+    /// codes are lossy (see [`Hnsw::search_rerank`]).
+    pub fn search(
+        &self,
+        query: Prepared<'_>,
+        k: usize,
+        ef: usize,
+        rerank: usize,
+    ) -> Result<Vec<Neighbor>> {
+        Ok(self.hnsw.search_rerank(query, k, ef, rerank)?)
+    }
+
+    /// A copy of this segment (same id, nodes, deletes and points) whose
+    /// graph stores its vectors with `codec`, re-encoded from the full
+    /// vectors, which it keeps in memory. For the active segment, under the
+    /// writer lock (so no insert or delete races the copy).
+    pub fn reencoded(&self, codec: VectorCodec) -> Result<Segment> {
+        let rows = self.hnsw.exact_rows();
+        let bytes = self.hnsw.to_bytes_with_deleted(&self.hnsw.deleted());
+        let extra = self.hnsw.capacity() - self.hnsw.len();
+        let mut copy = Hnsw::from_bytes(&bytes, std::path::Path::new("(segment copy)"), extra)?;
+        if let Some(rows) = rows {
+            if copy.codec().lossy() {
+                copy.attach_exact_vectors(&rows)?;
+            }
+        }
+        let hnsw = copy.reencode_keeping_exact(codec)?;
+        Ok(Segment {
+            id: self.id,
+            hnsw,
+            points: self.points.clone(),
+            persisted: AtomicBool::new(false),
+            merged: std::sync::OnceLock::new(),
+        })
     }
 
     pub fn del_name(&self, generation: u64) -> String {
@@ -137,9 +188,16 @@ impl Segment {
                 deleted,
             )?;
             store.write_file(&self.meta_name(), META_KIND, 1, &self.points.encode()?)?;
+            if let Some(rows) = self.lossy_rows() {
+                store.write_array(&self.vec_name(), VEC_KIND, &rows)?;
+            }
             self.persisted.store(true, Ordering::Release);
         }
-        for name in [self.graph_name(), self.meta_name()] {
+        let mut names = vec![self.graph_name(), self.meta_name()];
+        if self.hnsw.codec().lossy() && self.hnsw.exact_source() != crate::hnsw::ExactSource::None {
+            names.push(self.vec_name());
+        }
+        for name in names {
             let len =
                 store
                     .backend()
@@ -161,9 +219,41 @@ impl Segment {
         Ok(files)
     }
 
-    /// Opens a checkpointed segment from its three files.
-    pub fn open(store: &Store, id: u32, del_name: &str) -> Result<Segment> {
-        let hnsw = Hnsw::load_from(&**store.backend(), &store.path(&graph_name(id)), 0)?;
+    /// The full vectors of a lossy graph, row-major (for its vector file).
+    fn lossy_rows(&self) -> Option<Vec<f32>> {
+        if !self.hnsw.codec().lossy() {
+            return None;
+        }
+        self.hnsw.exact_rows()
+    }
+
+    /// Opens a checkpointed segment from its files; a lossy graph's vector
+    /// file, when the manifest names it, is loaded or mapped per `at`.
+    pub fn open(store: &Store, id: u32, del_name: &str, at: RerankVectors) -> Result<Segment> {
+        let mut hnsw = Hnsw::load_from(&**store.backend(), &store.path(&graph_name(id)), 0)?;
+        let vec_name = format!("seg-{id:06}.vec.qvf");
+        let has_vec = store.manifest().files.iter().any(|f| f.name == vec_name);
+        if hnsw.codec().lossy() && has_vec {
+            let vec_path = store.path(&vec_name);
+            let corrupt = |reason: String| CollectionError::Corrupt {
+                file: vec_path.clone(),
+                offset: 0,
+                reason,
+            };
+            match at {
+                RerankVectors::Memory => {
+                    let (_, bytes) = store.read_file(&vec_name)?;
+                    let rows: Vec<f32> = crate::score::f32s(&bytes).collect();
+                    hnsw.attach_exact_vectors(&rows)
+                        .map_err(|e| corrupt(e.to_string()))?;
+                }
+                RerankVectors::Disk => {
+                    let rows = store.map_array::<f32>(&vec_name, Verify::Header)?;
+                    hnsw.attach_exact_mapped(rows)
+                        .map_err(|e| corrupt(e.to_string()))?;
+                }
+            }
+        }
         let mut seg = Segment::new(id, hnsw);
         let meta_path = store.path(&seg.meta_name());
         let (_, meta) = store.read_file(&seg.meta_name())?;
@@ -179,7 +269,7 @@ impl Segment {
                 ),
             });
         }
-        seg.points = points;
+        seg.points = Arc::new(points);
         let del_path = store.path(del_name);
         let (_, del) = store.read_file(del_name)?;
         let deleted =

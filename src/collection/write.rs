@@ -11,7 +11,9 @@ use super::point::{check_vector, encode_payload};
 use super::record::{self, LoggedPoint, Op, KIND_DELETE, KIND_UPSERT};
 use super::segment::Segment;
 use super::{Collection, Loc, Payload, Point, PointId, Result, Writer, SSD};
-use crate::hnsw::{Hnsw, NodeId};
+use crate::hnsw::{Hnsw, NodeId, VectorCodec, VectorEncoding};
+use crate::limits::SQ8_TRAIN_POINTS;
+use crate::quant::Sq8Quantizer;
 
 impl Collection {
     /// Inserts or replaces `points` (by id). Returns the WAL position once
@@ -108,6 +110,7 @@ impl Collection {
                     } else {
                         chunk.iter().map(insert).collect::<Result<_>>()?
                     };
+                    self.train_sq8_if_due(&active)?;
                     let mut map = self.map.write();
                     for ((id, _, _), node) in chunk.iter().zip(nodes) {
                         if let Some(old) = map.insert(
@@ -165,7 +168,16 @@ impl Collection {
     /// one. Returns whether a segment was frozen.
     pub(super) fn push_fresh(&self, w: &mut Writer) -> Result<bool> {
         let cap = self.config.memory_tier_points;
-        let hnsw = Hnsw::new(self.config.dim, self.config.metric, self.config.hnsw, cap)?;
+        let prev = self.segments.read().last().cloned();
+        let codec = self.fresh_codec(prev.as_deref())?;
+        let hnsw = Hnsw::with_codec(
+            self.config.dim,
+            self.config.metric,
+            self.config.hnsw,
+            cap,
+            codec,
+        )?
+        .with_exact_vectors()?;
         let fresh = Arc::new(Segment::new(w.next_segment, hnsw));
         fresh.table().create_indexes(&*self.schema.read());
         w.next_segment += 1;
@@ -181,11 +193,88 @@ impl Collection {
         Ok(froze)
     }
 
+    /// The codec of a fresh memory segment. An SQ8 collection's quantiser
+    /// is retrained for every segment, on the full vectors of the segment
+    /// before it (the one just frozen, or the newest loaded at open) when
+    /// that holds at least [`Collection::sq8_train_points`]; otherwise the
+    /// segment starts on f32 and [`Collection::train_sq8_if_due`] converts
+    /// it once it holds that many.
+    fn fresh_codec(&self, prev: Option<&Segment>) -> Result<VectorCodec> {
+        Ok(match self.config.hnsw_encoding {
+            VectorEncoding::F32 => VectorCodec::F32,
+            VectorEncoding::F16 => VectorCodec::F16,
+            VectorEncoding::Sq8 => match prev.filter(|p| p.hnsw.len() >= self.sq8_train_points()) {
+                Some(p) => match train_sq8(&p.hnsw)? {
+                    Some(q) => VectorCodec::Sq8(q),
+                    None => VectorCodec::F32,
+                },
+                None => VectorCodec::F32,
+            },
+        })
+    }
+
+    /// Points an SQ8 segment that started on f32 takes before it is trained
+    /// and re-encoded: [`SQ8_TRAIN_POINTS`], or the segment size if smaller.
+    fn sq8_train_points(&self) -> usize {
+        SQ8_TRAIN_POINTS.min(self.config.memory_tier_points)
+    }
+
+    /// In an SQ8 collection, replaces an active segment still on f32 codes
+    /// that holds enough points by a copy on SQ8 codes, with a quantiser
+    /// trained on all of them (its f32 vectors kept for re-ranking). Called
+    /// under the writer lock, between inserts.
+    fn train_sq8_if_due(&self, active: &Arc<Segment>) -> Result<()> {
+        if self.config.hnsw_encoding != VectorEncoding::Sq8
+            || active.hnsw.encoding() != VectorEncoding::F32
+            || active.hnsw.len() < self.sq8_train_points()
+        {
+            return Ok(());
+        }
+        let Some(q) = train_sq8(&active.hnsw)? else {
+            return Ok(());
+        };
+        let copy = Arc::new(active.reencoded(VectorCodec::Sq8(q))?);
+        let mut segs = self.segments.write();
+        let list: Vec<Arc<Segment>> = segs
+            .iter()
+            .map(|s| {
+                if s.id == active.id {
+                    copy.clone()
+                } else {
+                    s.clone()
+                }
+            })
+            .collect();
+        *segs = Arc::new(list);
+        tracing::debug!(
+            segment = active.id,
+            points = active.hnsw.len(),
+            "memory segment re-encoded as sq8"
+        );
+        Ok(())
+    }
+
     /// [`Collection::push_fresh`], then a background checkpoint of what was frozen.
     fn rotate(&self, w: &mut Writer) -> Result<()> {
         if self.push_fresh(w)? {
             self.spawn_checkpoint();
         }
         Ok(())
+    }
+}
+
+/// An SQ8 quantiser trained on every full vector of `hnsw` (per-dimension
+/// min and max); `None` when it keeps no full vectors.
+fn train_sq8(hnsw: &Hnsw) -> Result<Option<Sq8Quantizer>> {
+    let rows: Option<Vec<&[f32]>> = (0..hnsw.len() as u32)
+        .map(|i| hnsw.exact_vector(NodeId(i)))
+        .collect();
+    match rows {
+        Some(rows) if !rows.is_empty() => {
+            Ok(Some(Sq8Quantizer::train(rows).map_err(|e| {
+                super::CollectionError::invalid("hnsw_encoding", e.to_string())
+            })?))
+        }
+        _ => Ok(None),
     }
 }

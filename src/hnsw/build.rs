@@ -132,6 +132,12 @@ impl Hnsw {
     pub fn insert(&self, v: &[f32]) -> Result<NodeId> {
         let mut q = Vec::with_capacity(self.dim);
         self.prepare_vector(v, "vector", &mut q)?;
+        if self.exact_source() == super::ExactSource::Mapped {
+            return Err(HnswError::param(
+                "exact_vectors",
+                "the index's full vectors are a read-only file: it takes no inserts",
+            ));
+        }
         let cap = self.capacity();
         let id = self
             .len
@@ -140,6 +146,9 @@ impl Hnsw {
             })
             .map_err(|_| HnswError::Full { capacity: cap })? as u32;
         self.codes.write_unpublished(id, &q);
+        if let Some(e) = &self.exact {
+            e.write_unpublished(id, &q)?;
+        }
         with_space!(&self.codes, space => self.link(space, id, self.random_level(id), Some(&q)));
         Ok(NodeId(id))
     }

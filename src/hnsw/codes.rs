@@ -281,12 +281,33 @@ impl Codes {
         }
     }
 
-    /// Resident bytes: the arena and the quantiser's parameters.
-    pub(crate) fn bytes(&self) -> usize {
+    /// Resident bytes once slots `0..len` are written (see
+    /// [`Arena::committed_bytes`]), with the quantiser's parameters.
+    pub(crate) fn committed_bytes(&self, len: usize) -> usize {
         match self {
-            Codes::F32(s) => s.arena.bytes(),
-            Codes::F16(s) => s.arena.bytes(),
-            Codes::Sq8(s) => s.arena.bytes() + 8 * s.quantizer.dim(),
+            Codes::F32(s) => s.arena.committed_bytes(len),
+            Codes::F16(s) => s.arena.committed_bytes(len),
+            Codes::Sq8(s) => s.arena.committed_bytes(len) + 8 * s.quantizer.dim(),
+        }
+    }
+
+    /// The f32 code of slot `id` (an f32 index only).
+    pub(crate) fn f32_slot(&self, id: u32) -> Option<&[f32]> {
+        match self {
+            Codes::F32(s) => Some(s.arena.get(id)),
+            _ => None,
+        }
+    }
+
+    /// Moves an f32 index's arena out, leaving an empty one (of capacity
+    /// 0) in its place; `None` for lossy codes. The caller replaces the codes.
+    pub(crate) fn take_f32_arena(&mut self) -> Option<Arena<f32>> {
+        match self {
+            Codes::F32(s) => {
+                let dim = s.arena.len();
+                Some(std::mem::replace(&mut s.arena, Arena::new(dim, 0)))
+            }
+            _ => None,
         }
     }
 

@@ -94,7 +94,9 @@ impl Hnsw {
             self.beam_allowed(&d, ep, ef, &ok, &mut s, stats);
         });
         s.query_tmp = tmp;
-        while s.results.len() > k {
+        // A lossy index re-scores its whole beam with full vectors.
+        let keep = if self.codec().lossy() { ef } else { k };
+        while s.results.len() > keep {
             s.results.pop();
         }
         out.extend(s.results.drain().map(|c| Neighbor {
@@ -103,11 +105,35 @@ impl Hnsw {
         }));
         self.pool.give(s);
         out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        self.rescore_exact(q, &mut out, k, stats);
         Ok(out)
     }
 
+    /// Re-scores `found` with the full-precision vectors of a lossy index
+    /// that keeps them (nearest first, `k` kept); others are left as they are.
+    fn rescore_exact(
+        &self,
+        q: &[f32],
+        found: &mut Vec<Neighbor>,
+        k: usize,
+        stats: &mut FilterStats,
+    ) {
+        if self.codec().lossy() && self.exact_source() != super::rerank::ExactSource::None {
+            let kernel = self.metric.kernel();
+            for n in found.iter_mut() {
+                if let Some(v) = self.exact_vector(n.id) {
+                    n.distance = kernel.distance(q, v);
+                    stats.distances += 1;
+                }
+            }
+            found.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        }
+        found.truncate(k);
+    }
+
     /// The `k` nearest live nodes among `nodes`, by computing the distance
-    /// to each (exact for f32 storage).
+    /// to each: exact for f32 storage, and for f16/SQ8 storage that keeps
+    /// full vectors (scored with those); on codes otherwise.
     pub fn scan_allowed(
         &self,
         query: Prepared<'_>,
@@ -116,12 +142,41 @@ impl Hnsw {
         stats: &mut FilterStats,
     ) -> Result<Vec<Neighbor>> {
         let q = self.check_prepared(query)?;
-        let mut heap: std::collections::BinaryHeap<Candidate> =
-            std::collections::BinaryHeap::with_capacity(k + 1);
         if k == 0 {
             return Ok(Vec::new());
         }
+        let mut heap: std::collections::BinaryHeap<Candidate> =
+            std::collections::BinaryHeap::with_capacity(k + 1);
         let len = self.len() as u32;
+        if self.codec().lossy() && self.exact_source() != super::rerank::ExactSource::None {
+            let kernel = self.metric.kernel();
+            for n in nodes.iter().take_while(|&n| n < len) {
+                if self.is_deleted(NodeId(n)) {
+                    continue;
+                }
+                let Some(v) = self.exact_vector(NodeId(n)) else {
+                    continue;
+                };
+                let dist = kernel.distance(q, v);
+                stats.distances += 1;
+                stats.visited += 1;
+                if heap.len() < k {
+                    heap.push(Candidate { dist, id: n });
+                } else if heap.peek().is_some_and(|t| dist < t.dist) {
+                    heap.pop();
+                    heap.push(Candidate { dist, id: n });
+                }
+            }
+            let mut out: Vec<Neighbor> = heap
+                .into_iter()
+                .map(|c| Neighbor {
+                    id: NodeId(c.id),
+                    distance: c.dist,
+                })
+                .collect();
+            out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+            return Ok(out);
+        }
         let mut s = self.pool.take(0);
         let mut tmp = std::mem::take(&mut s.query_tmp);
         with_space!(&self.codes, space => {

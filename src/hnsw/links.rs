@@ -36,7 +36,7 @@ impl Links {
         Self {
             m,
             m0,
-            level0: atomics(capacity * (1 + m0)),
+            level0: super::vectors::zeroed_atomic_u32s(capacity * (1 + m0)),
             upper: (0..capacity).map(|_| OnceLock::new()).collect(),
             levels: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
             ready: (0..capacity).map(|_| AtomicU8::new(u8::MAX)).collect(),
@@ -141,13 +141,19 @@ impl Links {
     }
 
     /// Bytes held by the adjacency (lists, levels, locks).
-    pub(crate) fn bytes(&self) -> usize {
+    /// Resident bytes with `len` nodes inserted: layer 0 is a zeroed
+    /// allocation committed page by page as lists are written, so it counts
+    /// for `len` nodes (whole pages); the per-node arrays are written at
+    /// creation and count for the whole capacity.
+    pub(crate) fn bytes(&self, len: usize) -> usize {
         let upper: usize = self
             .upper
             .iter()
             .map(|u| u.get().map_or(0, |b| b.len() * 4))
             .sum();
-        self.level0.len() * 4
+        (len.min(self.levels.len()) * (1 + self.m0) * 4)
+            .next_multiple_of(4096)
+            .min(self.level0.len() * 4)
             + upper
             + self.upper.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
             + self.levels.len()

@@ -21,6 +21,7 @@ mod error;
 mod filtered;
 mod links;
 mod persist;
+mod rerank;
 mod search;
 #[allow(unsafe_code)]
 mod vectors;
@@ -29,6 +30,7 @@ mod visited;
 pub use crate::score::{ParseEncodingError, VectorCodec, VectorEncoding};
 pub use error::{HnswError, Result};
 pub use filtered::FilterStats;
+pub use rerank::{ExactSource, EXACT_VECTORS_KIND};
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -143,6 +145,8 @@ pub struct Hnsw {
     params: HnswParams,
     /// The stored vectors and their distance kernels.
     codes: Codes,
+    /// Full-precision copies of lossy codes, for re-ranking ([`rerank`]).
+    exact: Option<rerank::ExactVectors>,
     links: Links,
     /// Slots reserved so far (ids `0..len` exist or are being inserted).
     len: AtomicUsize,
@@ -199,6 +203,7 @@ impl Hnsw {
             metric,
             params,
             codes: Codes::new(dim, metric, codec, capacity),
+            exact: None,
             links: Links::new(params.m, capacity),
             len: AtomicUsize::new(0),
             entry: RwLock::new(None),
@@ -267,6 +272,9 @@ impl Hnsw {
             return;
         }
         self.codes.grow(capacity);
+        if let Some(rerank::ExactVectors::Memory(a)) = &mut self.exact {
+            a.grow(capacity);
+        }
         self.links.grow(capacity);
         let mut flags = std::mem::take(&mut self.deleted_flags).into_vec();
         flags.resize_with(capacity, || AtomicBool::new(false));
@@ -274,8 +282,12 @@ impl Hnsw {
     }
 
     /// The stored vector of `id` (normalised for cosine), if it exists:
-    /// borrowed for f32 storage, decoded from its code for f16 and SQ8.
+    /// borrowed for f32 storage or from the exact copy a lossy index keeps,
+    /// else decoded from its code for f16 and SQ8.
     pub fn vector(&self, id: NodeId) -> Option<Cow<'_, [f32]>> {
+        if let Some(v) = self.exact_vector(id) {
+            return Some(Cow::Borrowed(v));
+        }
         ((id.0 as usize) < self.len()).then(|| self.codes.vector(id.0))
     }
 
@@ -306,11 +318,16 @@ impl Hnsw {
         self.deleted.lock().clone()
     }
 
-    /// Resident bytes of the index: vector codes (and SQ8 parameters),
-    /// links and bookkeeping.
+    /// Resident bytes of the index: vector codes (and SQ8 parameters), the
+    /// in-memory exact copy of lossy codes, links and bookkeeping. Code and
+    /// layer-0 arenas are committed page by page as nodes are written, so
+    /// they count for the nodes inserted, not the capacity; a mapped vector
+    /// file counts nothing (it is page cache).
     pub fn memory_bytes(&self) -> usize {
-        self.codes.bytes()
-            + self.links.bytes()
+        let len = self.len();
+        self.codes.committed_bytes(len)
+            + self.exact.as_ref().map_or(0, |e| e.committed_bytes(len))
+            + self.links.bytes(len)
             + self.deleted_flags.len()
             + self.deleted.lock().serialized_size()
             + std::mem::size_of::<Self>()
@@ -339,5 +356,7 @@ pub(crate) fn vector_error(e: crate::score::VectorError, what: &str) -> HnswErro
 
 #[cfg(test)]
 mod encoding_tests;
+#[cfg(test)]
+mod rerank_tests;
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,22 @@ impl Hnsw {
         file.commit().map_err(storage)
     }
 
+    /// The index file's bytes (as [`Hnsw::save_with_deleted`] writes them),
+    /// in memory: e.g. to copy an index with [`Hnsw::from_bytes`].
+    pub fn to_bytes_with_deleted(&self, deleted: &RoaringBitmap) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = CrcWriter {
+            inner: &mut out,
+            crc: 0,
+        };
+        // Writing into a Vec cannot fail.
+        let _ = self.write_to(&mut w, deleted);
+        let crc = w.crc;
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(END_MAGIC);
+        out
+    }
+
     fn write_to<W: Write>(
         &self,
         w: &mut CrcWriter<W>,

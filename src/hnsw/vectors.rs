@@ -61,6 +61,16 @@ fn zeroed_cells(n: usize) -> Box<[UnsafeCell<u8>]> {
     unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [UnsafeCell<u8>]) }
 }
 
+/// `n` zeroed atomics from a zeroed allocation (the allocator's `calloc`
+/// path), so pages are committed only as entries are first written.
+pub(crate) fn zeroed_atomic_u32s(n: usize) -> Box<[std::sync::atomic::AtomicU32]> {
+    let zeroed: Box<[u32]> = vec![0u32; n].into_boxed_slice();
+    // SAFETY: `AtomicU32` has the same size, alignment and bit validity as
+    // `u32` (documented in std), so a boxed slice of u32 is a valid boxed
+    // slice of `AtomicU32` of the same length, freed with the same layout.
+    unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [std::sync::atomic::AtomicU32]) }
+}
+
 impl<T: bytemuck::Pod> Arena<T> {
     /// An arena of `capacity` zeroed codes of `len` elements.
     pub(crate) fn new(len: usize, capacity: usize) -> Self {
@@ -82,9 +92,26 @@ impl<T: bytemuck::Pod> Arena<T> {
         self.capacity
     }
 
+    /// Elements per code.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Bytes held by the arena (including alignment padding).
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.cells.len()
+    }
+
+    /// Bytes of the arena the OS has committed once slots `0..len` are
+    /// written: the buffer is a zeroed allocation whose pages are committed
+    /// on first write, so a partly filled arena holds about `len` slots
+    /// (rounded up to whole pages), not its capacity.
+    pub(crate) fn committed_bytes(&self, len: usize) -> usize {
+        const PAGE: usize = 4096;
+        (self.offset + len.min(self.capacity) * self.stride)
+            .next_multiple_of(PAGE)
+            .min(self.cells.len())
     }
 
     /// The code in slot `id`. `id` must be below capacity.

@@ -67,6 +67,14 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
                     .map_or(defaults.hnsw.ef_construction, |e| e as usize),
                 ..defaults.hnsw
             },
+            hnsw_encoding: match r.hnsw_encoding.as_deref() {
+                None => defaults.hnsw_encoding,
+                Some(e) => e.parse().map_err(|err: crate::hnsw::ParseEncodingError| {
+                    invalid("hnsw_encoding", err.to_string())
+                })?,
+            },
+            rerank: r.rerank.map_or(defaults.rerank, |n| n as usize),
+            rerank_vectors: defaults.rerank_vectors,
             ef_search: r.ef_search.map_or(defaults.ef_search, |e| e as usize),
             memory_tier_points: match r.memory_tier_points {
                 Some(n) => to_usize("memory_tier_points", n)?,
@@ -207,6 +215,7 @@ pub fn search_query_from_pb(q: pb::SearchQuery, prefix: &str) -> Result<SearchRe
         filter: filter_from_pb(q.filter, &format!("{prefix}filter"))?,
         plan: plan_choice(q.exact),
         explain: q.explain,
+        rerank: q.rerank.map(|n| n as usize),
     })
 }
 
@@ -222,6 +231,7 @@ pub fn search_from_pb(q: pb::SearchRequest) -> Result<SearchRequest, Status> {
         filter: filter_from_pb(q.filter, "filter")?,
         plan: plan_choice(q.exact),
         explain: q.explain,
+        rerank: q.rerank.map(|n| n as usize),
     })
 }
 
@@ -312,6 +322,8 @@ impl From<&CollectionConfig> for pb::CollectionSettings {
                 .ssd
                 .map_or(String::new(), |s| s.spann.encoding.to_string()),
             ssd_head_ratio: c.ssd.map_or(0.0, |s| s.spann.head_ratio),
+            hnsw_encoding: c.hnsw_encoding.to_string(),
+            rerank: c.rerank as u32,
         }
     }
 }
