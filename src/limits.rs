@@ -15,6 +15,14 @@ pub const MAX_EF: usize = 100_000;
 /// Largest number of SSD-tier postings a search reads (`nprobe`).
 pub const MAX_NPROBE: usize = 100_000;
 
+/// SSD tier: the head-graph beam of a search is at least this many times
+/// its `nprobe`. With a beam of `nprobe` the graph misses near heads: on
+/// minilm it cost 0.007–0.010 recall@10 at nprobe 16–64 (docs/BENCHMARKS.md).
+pub const SPANN_HEAD_EF_PER_NPROBE: usize = 4;
+
+/// SSD tier: candidates re-ranked with full vectors when postings are SQ8.
+pub const DEFAULT_SQ8_RERANK: usize = 64;
+
 /// Largest `k` of a search.
 pub const MAX_K: usize = 10_000;
 

@@ -33,6 +33,10 @@ pub struct SpannBuildArgs {
     /// SPANN: ε₁, replicas only within (1+ε₁) of the nearest head.
     #[arg(long, default_value_t = SpannParams::default().eps1)]
     pub eps1: f32,
+    /// SPANN: RNG rule slack; a replica head is skipped when
+    /// rng_factor·d(head, chosen head) ≤ d(vector, head). Larger keeps more.
+    #[arg(long, default_value_t = SpannParams::default().rng_factor)]
+    pub rng_factor: f32,
     /// Vector encoding, f32 | f16 | sq8: of the postings (spann) or of the
     /// graph's vectors (hnsw).
     #[arg(long, default_value = "f32")]
@@ -63,6 +67,7 @@ impl SpannBuildArgs {
             replicas: self.replicas,
             replica_candidates: d.replica_candidates.max(self.replicas),
             eps1: self.eps1,
+            rng_factor: self.rng_factor,
             encoding: self.encoding,
             head_encoding: self.head_encoding,
             max_posting_pages: self.max_posting_pages,
