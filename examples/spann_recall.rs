@@ -41,7 +41,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let copies: f64 = where_.iter().map(|w| w.len() as f64).sum::<f64>() / where_.len() as f64;
-    println!("{nheads} heads, {copies:.2} copies per vector");
+    println!(
+        "{nheads} heads, {copies:.2} copies per vector; resident {} B, of which the head graph {} B",
+        index.memory_bytes(),
+        index.head_index().memory_bytes()
+    );
 
     let dist = Metric::Cosine.kernel();
     // Exact head ranking of each query; rank of each head.

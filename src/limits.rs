@@ -20,6 +20,12 @@ pub const MAX_NPROBE: usize = 100_000;
 /// minilm it cost 0.007–0.010 recall@10 at nprobe 16–64 (docs/BENCHMARKS.md).
 pub const SPANN_HEAD_EF_PER_NPROBE: usize = 4;
 
+/// SSD tier: default share of the vectors that become heads
+/// ([`SpannParams::recommended`](crate::spann::SpannParams::recommended)):
+/// k-means leaves of 6 vectors. With SQ8 heads on minilm (384-d) that is
+/// 10,193 heads (20 % of the vectors) in 9.7 % of the raw f32 bytes.
+pub const DEFAULT_SPANN_HEAD_RATIO: f64 = 1.0 / 6.0;
+
 /// SSD tier: candidates re-ranked with full vectors when postings are SQ8.
 pub const DEFAULT_SQ8_RERANK: usize = 64;
 

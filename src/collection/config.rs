@@ -75,10 +75,7 @@ pub struct SsdConfig {
 impl Default for SsdConfig {
     fn default() -> Self {
         SsdConfig {
-            spann: SpannParams {
-                encoding: Encoding::Sq8,
-                ..SpannParams::default()
-            },
+            spann: SpannParams::recommended(),
             nprobe: 64,
         }
     }

@@ -84,6 +84,23 @@ impl Default for SpannParams {
 }
 
 impl SpannParams {
+    /// The measured defaults of the SSD tier: what a collection gets
+    /// (`SsdConfig::default`) and what `quiver index --index spann` builds.
+    /// SQ8 heads and [`DEFAULT_SPANN_HEAD_RATIO`](crate::limits::DEFAULT_SPANN_HEAD_RATIO)
+    /// (more, smaller postings in about a tenth of the raw vector bytes),
+    /// f16 postings searched without a re-rank round (one round of reads
+    /// per query), 8 replicas under the plain RNG rule. `Default` keeps the
+    /// older f32 settings for bare indexes and tests. Measurements in
+    /// docs/BENCHMARKS.md, "SSD tier defaults".
+    pub fn recommended() -> Self {
+        Self {
+            head_ratio: crate::limits::DEFAULT_SPANN_HEAD_RATIO,
+            encoding: Encoding::F16,
+            head_encoding: VectorEncoding::Sq8,
+            ..Self::default()
+        }
+    }
+
     /// Checks ranges; an error names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, m: String| Err(SpannError::param(field, m));
