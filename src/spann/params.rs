@@ -168,8 +168,9 @@ pub struct SearchParams {
     pub head_ef: usize,
     /// Candidates re-ranked at full precision when postings are compressed
     /// (raised to `k`), in a second round of reads; 0 keeps the posting
-    /// codes' distances (one round; right for f16, lossy for SQ8). See
-    /// [`SearchParams::rerank_for`].
+    /// codes' distances (one round; right for f16, lossy for SQ8), except
+    /// in an exhaustive search (`nprobe` ≥ live heads), which re-ranks so
+    /// that it stays exact. See [`SearchParams::rerank_for`].
     pub rerank: usize,
 }
 

@@ -126,9 +126,11 @@ impl Spann {
             return Ok((Vec::new(), stats));
         }
         let _pin = self.epochs.pin();
+        let mut exhaustive = false;
         let heads = {
             let g = self.heads.read();
             if sp.nprobe >= g.live_len() {
+                exhaustive = true;
                 // Every posting is probed: take all live heads by a scan
                 // (exact, and cheaper than a graph walk with that beam).
                 let mut all = Vec::with_capacity(g.live_len());
@@ -154,9 +156,15 @@ impl Spann {
             })
             .collect();
         // Re-rank (a second round of reads) only for lossy codes and when
-        // asked: f16 codes rank as f32 do, so `rerank` 0 keeps one round.
-        let lossy = self.codec.lossy() && sp.rerank > 0;
-        let r = if lossy { sp.rerank.max(k) } else { k };
+        // asked: f16 codes rank about as f32 do, so `rerank` 0 keeps one
+        // round. An exhaustive search re-ranks anyway, so it stays exact.
+        let rerank = if exhaustive {
+            sp.rerank.max(limits::DEFAULT_SQ8_RERANK)
+        } else {
+            sp.rerank
+        };
+        let lossy = self.codec.lossy() && rerank > 0;
+        let r = if lossy { rerank.max(k) } else { k };
         let cd = CodeQuery::new(&self.codec, query);
 
         // Round 1: read and scan every kept posting: those in the page cache
