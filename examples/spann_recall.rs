@@ -16,7 +16,9 @@ use quiver::spann::{assign, OpenParams, SearchParams, Spann};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let data = args.next().unwrap_or_else(|| "../shared/datasets/minilm-npm-384".into());
+    let data = args
+        .next()
+        .unwrap_or_else(|| "../shared/datasets/minilm-npm-384".into());
     let dir = args.next().expect("INDEX_DIR");
     let nprobes: Vec<usize> = args
         .next()
@@ -55,7 +57,14 @@ fn main() -> anyhow::Result<()> {
         let mut qv = q.to_vec();
         distance::normalize(&mut qv);
         let mut all: Vec<Neighbor> = Vec::new();
-        assign::scan_heads(&index.head_index(), &dist, &qv, nheads as usize, None, &mut all);
+        assign::scan_heads(
+            &index.head_index(),
+            &dist,
+            &qv,
+            nheads as usize,
+            None,
+            &mut all,
+        );
         for (r, n) in all.iter().enumerate() {
             rank_of[n.id.0 as usize] = r as u32 + 1;
         }

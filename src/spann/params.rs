@@ -197,3 +197,40 @@ impl Default for SearchParams {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `meta` files and collection configs written before `rng_factor`
+    /// existed open with the plain RNG rule they were built with.
+    #[test]
+    fn settings_without_rng_factor_mean_the_plain_rule() {
+        let mut v = serde_json::to_value(SpannParams::recommended()).unwrap();
+        v.as_object_mut().unwrap().remove("rng_factor");
+        let p: SpannParams = serde_json::from_value(v).unwrap();
+        assert_eq!(p.rng_factor, 1.0);
+        assert_eq!(p, SpannParams::recommended());
+    }
+
+    #[test]
+    fn recommended_is_valid_and_bad_rng_factor_is_named() {
+        SpannParams::recommended().validate().unwrap();
+        let bad = SpannParams {
+            rng_factor: 0.0,
+            ..SpannParams::recommended()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("rng_factor"));
+    }
+
+    #[test]
+    fn rerank_only_for_sq8_postings() {
+        assert_eq!(SearchParams::rerank_for(Encoding::Sq8), 64);
+        assert_eq!(SearchParams::rerank_for(Encoding::F16), 0);
+        assert_eq!(SearchParams::rerank_for(Encoding::F32), 0);
+    }
+}
