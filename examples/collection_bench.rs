@@ -96,6 +96,7 @@ fn main() -> anyhow::Result<()> {
                 nprobe: None,
                 with_payload: false,
                 with_vector: false,
+                ..Default::default()
             })?;
             count += 1;
         }
@@ -120,6 +121,7 @@ fn main() -> anyhow::Result<()> {
                     nprobe,
                     with_payload: false,
                     with_vector: false,
+                    ..Default::default()
                 })
                 .map(|r| r.iter().map(|p| p.id as u32).collect())
             })

@@ -12,6 +12,7 @@ pub mod collection;
 pub mod dataset;
 #[allow(unsafe_code)]
 pub mod distance;
+pub mod filter;
 pub mod hnsw;
 pub mod limits;
 pub mod quant;

@@ -72,6 +72,15 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 1 << 20;
 /// than handing it to the blocking pool and back costs.
 pub const INLINE_SEARCH_MAX_WORK: usize = 1024;
 
+/// Deepest nesting of a search filter (`must` / `should` / `must_not`).
+pub const MAX_FILTER_DEPTH: usize = 16;
+/// Most conditions (leaves and combinations) in one filter.
+pub const MAX_FILTER_CONDITIONS: usize = 1_024;
+/// Most values (`match_any`) and ids (`has_id`) in one filter, in all.
+pub const MAX_FILTER_VALUES: usize = 100_000;
+/// Most payload fields a collection may index.
+pub const MAX_FIELD_INDEXES: usize = 64;
+
 /// Points per scroll page when a request gives no `limit`.
 pub const DEFAULT_SCROLL_LIMIT: usize = 100;
 

@@ -22,6 +22,7 @@ fn req(vector: Vec<f32>, k: usize, ef: usize) -> SearchRequest {
         nprobe: None,
         with_payload: false,
         with_vector: false,
+        ..Default::default()
     }
 }
 

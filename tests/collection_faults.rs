@@ -172,6 +172,7 @@ fn query(rng: &mut SmallRng) -> SearchRequest {
         nprobe: Some(100_000),
         with_payload: true,
         with_vector: true,
+        ..Default::default()
     }
 }
 

@@ -57,6 +57,7 @@ fn exact(vector: Vec<f32>, k: usize) -> SearchRequest {
         nprobe: Some(100_000),
         with_payload: true,
         with_vector: true,
+        ..Default::default()
     }
 }
 
@@ -202,6 +203,7 @@ fn recall_across_memory_and_ssd_tiers_on_minilm() {
                     nprobe: Some(nprobe),
                     with_payload: false,
                     with_vector: false,
+                    ..Default::default()
                 };
                 col.search(&req)
                     .unwrap()

@@ -50,6 +50,7 @@ async fn count(ch: &Channel, collection: &str) -> u64 {
     PointsClient::new(ch.clone())
         .count(pb::CountRequest {
             collection: collection.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

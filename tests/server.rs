@@ -231,6 +231,7 @@ fn search(vector: Vec<f32>, k: u32) -> pb::SearchRequest {
         nprobe: None,
         with_payload: true,
         with_vector: false,
+        ..Default::default()
     }
 }
 
@@ -369,6 +370,7 @@ async fn serve_crud_search_errors_and_restart() {
         async move {
             pts.count(pb::CountRequest {
                 collection: "docs".into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -406,6 +408,7 @@ async fn serve_crud_search_errors_and_restart() {
     let unknown = pts
         .count(pb::CountRequest {
             collection: "nope".into(),
+            ..Default::default()
         })
         .await;
     assert_code(unknown, Code::NotFound, "nope");
@@ -488,6 +491,7 @@ async fn serve_crud_search_errors_and_restart() {
         .delete(pb::DeleteRequest {
             collection: "docs".into(),
             ids: vec![0, 1, 2, 999],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -691,6 +695,7 @@ async fn import_then_query_through_the_cli() {
     let count = PointsClient::new(ch)
         .count(pb::CountRequest {
             collection: "c".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

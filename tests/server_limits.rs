@@ -41,6 +41,7 @@ fn search(collection: &str, vector: Vec<f32>) -> pb::SearchRequest {
         nprobe: None,
         with_payload: false,
         with_vector: false,
+        ..Default::default()
     }
 }
 
@@ -81,6 +82,7 @@ async fn a_norm_out_of_f32_range_is_invalid_argument_naming_the_field() {
     let n = pts
         .count(pb::CountRequest {
             collection: "cos".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -159,6 +161,7 @@ async fn messages_over_max_message_bytes_are_resource_exhausted() {
             limit: 30,
             with_payload: false,
             with_vector: true,
+            ..Default::default()
         })
         .await
         .unwrap_err();

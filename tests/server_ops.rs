@@ -62,6 +62,7 @@ fn upsert(range: std::ops::Range<u64>) -> pb::UpsertRequest {
 fn count() -> pb::CountRequest {
     pb::CountRequest {
         collection: "docs".into(),
+        ..Default::default()
     }
 }
 
@@ -232,6 +233,7 @@ async fn api_keys_guard_every_method_but_health() {
     pts.delete(pb::DeleteRequest {
         collection: "docs".into(),
         ids: vec![19],
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -297,6 +299,7 @@ async fn api_keys_guard_every_method_but_health() {
         pts.delete(pb::DeleteRequest {
             collection: "docs".into(),
             ids: vec![1],
+            ..Default::default()
         })
         .await
         .map(drop),
@@ -498,6 +501,7 @@ async fn metrics_count_requests_and_describe_collections() {
     assert_code(
         pts.count(pb::CountRequest {
             collection: "nope".into(),
+            ..Default::default()
         })
         .await,
         Code::NotFound,

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use quiver::dataset::{self, Neighbors, VectorSet};
 use quiver::distance::{self, Metric};
+use quiver::filter::plan::PlanChoice;
 use quiver::hnsw::{Hnsw, HnswParams, Neighbor, VectorEncoding};
 use quiver::spann::{IoMode, OpenParams, SearchParams, SearchStats, Spann, SpannParams};
 
@@ -88,8 +89,28 @@ pub struct BenchArgs {
     /// SPANN: threads issuing posting reads per query.
     #[arg(long, default_value_t = 32)]
     io_threads: usize,
+    /// Filtered search: one JSON payload per base point (line i = point i),
+    /// every field indexed. Needs --filters.
+    #[arg(long, requires = "filters")]
+    attributes: Option<PathBuf>,
+    /// Filtered search: a JSON array of {"name", "filter"} (the filter
+    /// language of the README); sweeps --ef for each, with exact filtered
+    /// ground truth. Needs --attributes (HNSW only).
+    #[arg(long, requires = "attributes")]
+    filters: Option<PathBuf>,
+    /// Filtered search: the planner's choice (auto), or every query by
+    /// exact scan (exact) or filtered graph traversal (approximate).
+    #[arg(long, value_enum, default_value = "auto")]
+    plan: PlanArg,
     #[command(flatten)]
     spann: SpannBuildArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanArg {
+    Auto,
+    Exact,
+    Approximate,
 }
 
 /// One row of the sweep.
@@ -271,6 +292,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
     let (base_len, base_dim) = (data.base.len(), data.base.dim);
     let raw_vector_bytes = (base_len * base_dim * 4) as u64;
+    if matches!(a.index, IndexKind::Spann) && a.filters.is_some() {
+        bail!("--filters runs on the HNSW index (--index hnsw)");
+    }
     if let IndexKind::Spann = a.index {
         let data = Data {
             name: data.name,
@@ -330,6 +354,41 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         index
             .save(p)
             .with_context(|| format!("saving --save {}", p.display()))?;
+    }
+
+    if let (Some(attrs), Some(filters)) = (&a.attributes, &a.filters) {
+        let choice = match a.plan {
+            PlanArg::Auto => PlanChoice::Auto,
+            PlanArg::Exact => PlanChoice::Exact,
+            PlanArg::Approximate => PlanChoice::Approximate,
+        };
+        let reports = super::bench_filter::run(
+            &index,
+            &data.query,
+            a.metric,
+            attrs,
+            filters,
+            &a.ef,
+            a.k,
+            a.runs,
+            choice,
+        )?;
+        if let Some(path) = &a.json {
+            let report = serde_json::json!({
+                "dataset": data.name,
+                "n": base_len,
+                "queries": data.query.len(),
+                "k": a.k,
+                "m": a.m,
+                "ef_construction": a.ef_construction,
+                "kernels": distance::kernels().name,
+                "build_seconds": build_seconds,
+                "filters": reports,
+            });
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("writing --json {}", path.display()))?;
+        }
+        return Ok(());
     }
 
     let search_pool = super::pool(a.threads)?;

@@ -13,6 +13,7 @@ macro_rules! out {
 }
 
 mod bench;
+mod bench_filter;
 mod build_args;
 mod bulk;
 mod client;

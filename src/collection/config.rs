@@ -1,6 +1,7 @@
 //! Collection settings, fixed at creation and stored as `config.json` in the
 //! collection's directory.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{CollectionError, Result};
 use crate::distance::Metric;
+use crate::filter::FieldType;
 use crate::hnsw::{HnswError, HnswParams};
 use crate::limits;
 use crate::spann::{Encoding, SpannError, SpannParams};
@@ -59,6 +61,10 @@ pub struct CollectionConfig {
     /// The SSD tier that frozen memory segments merge into; `None` keeps
     /// every segment in memory (checkpointed as HNSW files).
     pub ssd: Option<SsdConfig>,
+    /// Payload fields with an index, and the type each is declared with
+    /// (changed by `Collection::create_field_index` / `drop_field_index`,
+    /// which rewrite this file).
+    pub payload_indexes: BTreeMap<String, FieldType>,
 }
 
 /// Settings of a collection's SSD tier (a SPANN index, src/spann).
@@ -92,6 +98,7 @@ impl Default for CollectionConfig {
             fsync: FsyncPolicy::Always,
             max_payload_bytes: limits::DEFAULT_MAX_PAYLOAD_BYTES,
             ssd: Some(SsdConfig::default()),
+            payload_indexes: BTreeMap::new(),
         }
     }
 }
@@ -163,6 +170,21 @@ impl CollectionConfig {
                     format!("must be in 1..={}, got {}", limits::MAX_NPROBE, ssd.nprobe),
                 ));
             }
+        }
+        if self.payload_indexes.len() > limits::MAX_FIELD_INDEXES {
+            return Err(CollectionError::LimitExceeded {
+                field: "payload_indexes".into(),
+                message: format!(
+                    "at most {} fields may be indexed",
+                    limits::MAX_FIELD_INDEXES
+                ),
+            });
+        }
+        if self.payload_indexes.keys().any(String::is_empty) {
+            return Err(CollectionError::invalid(
+                "payload_indexes",
+                "field names must not be empty",
+            ));
         }
         Ok(())
     }
@@ -251,6 +273,12 @@ impl CollectionConfigBuilder {
     /// The SSD tier's settings; `None` keeps every segment in memory.
     pub fn ssd(mut self, ssd: Option<SsdConfig>) -> Self {
         self.0.ssd = ssd;
+        self
+    }
+
+    /// Indexes payload field `key` as `kind` from the start.
+    pub fn payload_index(mut self, key: impl Into<String>, kind: FieldType) -> Self {
+        self.0.payload_indexes.insert(key.into(), kind);
         self
     }
 

@@ -55,6 +55,7 @@ impl Collection {
                         vectors,
                         payloads,
                     )?;
+                    t.table().create_indexes(&*self.schema.read());
                     *self.ssd.write() = Some(Arc::new(t));
                     (0..n).collect()
                 }

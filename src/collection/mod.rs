@@ -31,7 +31,8 @@
 //! 4. `segments`: the list snapshot; held only to read or swap it.
 //! 5. `store`: held while a checkpoint writes files and commits the manifest.
 //! 6. `ssd`: held only to clone the tier's `Arc` (or to install it once).
-//! 7. `merges`, `background`: leaves.
+//! 7. `merges`, `background`, `schema`: leaves (`schema` is written only
+//!    under `writer`).
 //!
 //! The WAL's and the tiers' own locks (`Segment`, `SsdTier`, `Hnsw`,
 //! `Spann`) come after all of these: they are taken under them and never
@@ -47,6 +48,8 @@ mod activity;
 mod checkpoint;
 mod config;
 mod error;
+mod fields;
+mod filtered;
 mod merge;
 mod point;
 mod point_table;
@@ -64,6 +67,7 @@ mod write;
 pub use activity::CheckpointStats;
 pub use config::{CollectionConfig, CollectionConfigBuilder, FsyncPolicy, SsdConfig, CONFIG_FILE};
 pub use error::{CollectionError, Result};
+pub use fields::FieldIndexInfo;
 pub use point::{Payload, Point, PointId, Value};
 pub use read::Record;
 pub use search::SearchRequest;
@@ -130,6 +134,9 @@ pub struct Collection {
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Checkpoints committed since open, for [`Collection::checkpoint_stats`].
     checkpoints: CheckpointCounters,
+    /// Indexed payload fields (as in `config.json`), applied to every
+    /// segment and the SSD tier.
+    schema: RwLock<BTreeMap<String, crate::filter::FieldType>>,
     me: Weak<Collection>,
 }
 
@@ -192,6 +199,12 @@ impl Collection {
             }
         }
         segments.sort_by_key(|s| s.id);
+        for s in &segments {
+            s.table().create_indexes(&config.payload_indexes);
+        }
+        if let Some(t) = &ssd {
+            t.table().create_indexes(&config.payload_indexes);
+        }
         let mut map = BTreeMap::new();
         if let Some(t) = &ssd {
             for (id, slot) in t.live_points() {
@@ -229,6 +242,7 @@ impl Collection {
             checkpoint_lsn: AtomicU64::new(checkpoint.0),
             background: Mutex::new(Vec::new()),
             checkpoints: CheckpointCounters::default(),
+            schema: RwLock::new(config.payload_indexes.clone()),
             me: me.clone(),
             config,
         });

@@ -9,10 +9,12 @@ use super::error::{CollectionError, Result};
 /// A user-facing point id.
 pub type PointId = u64;
 
-/// A payload value: string, integer, float, boolean, or a list of values.
+/// A payload value: null, string, integer, float, boolean, or a list of values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
+    /// An explicit null (the field is present, with no value).
+    Null,
     Bool(bool),
     Int(i64),
     Float(f64),

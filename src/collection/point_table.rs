@@ -3,6 +3,12 @@
 //! data file (docs/FORMAT.md, "Point table"): a u32 count, `count` u64 ids,
 //! then per slot a u32 length (`u32::MAX` = no payload) and that many bytes
 //! of JSON payload.
+//!
+//! The table also keeps the payload indexes of its slots
+//! ([`PayloadIndex`], rebuilt from the payloads when a table is opened), so
+//! every write of a payload updates them under the same lock.
+//!
+//! Lock order: `index` → `ids` → `payloads`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +17,7 @@ use parking_lot::RwLock;
 
 use super::error::{CollectionError, Result};
 use super::point::{decode_payload, Payload, PointId};
+use crate::filter::{FieldType, Filter, PayloadIndex, Selection, SelectionCache, SlotSpace};
 
 /// Id of a slot that holds no point (yet).
 pub(crate) const NO_POINT: PointId = PointId::MAX;
@@ -18,6 +25,10 @@ pub(crate) const NO_POINT: PointId = PointId::MAX;
 /// Point id and payload by slot; grows as slots are filled.
 #[derive(Default)]
 pub(crate) struct PointTable {
+    /// Bumped by every change of payloads or indexes (keys the cache).
+    version: std::sync::atomic::AtomicU64,
+    cache: SelectionCache,
+    index: RwLock<PayloadIndex>,
     ids: RwLock<Vec<PointId>>,
     payloads: RwLock<Vec<Option<Arc<Payload>>>>,
 }
@@ -25,6 +36,9 @@ pub(crate) struct PointTable {
 impl PointTable {
     pub fn from_parts(ids: Vec<PointId>, payloads: Vec<Option<Arc<Payload>>>) -> Self {
         PointTable {
+            version: Default::default(),
+            cache: SelectionCache::default(),
+            index: RwLock::default(),
             ids: RwLock::new(ids),
             payloads: RwLock::new(payloads),
         }
@@ -32,14 +46,86 @@ impl PointTable {
 
     /// Records the point held by `slot`.
     pub fn set(&self, slot: usize, id: PointId, payload: Option<Arc<Payload>>) {
+        let mut index = self.index.write();
         let mut ids = self.ids.write();
         let mut payloads = self.payloads.write();
         if ids.len() <= slot {
             ids.resize(slot + 1, NO_POINT);
             payloads.resize(slot + 1, None);
         }
+        if let Some(old) = &payloads[slot] {
+            index.update(slot as u32, old, false);
+        }
+        if let Some(new) = &payload {
+            index.update(slot as u32, new, true);
+        }
         ids[slot] = id;
         payloads[slot] = payload;
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Starts indexing each of `fields` (those indexed already are kept).
+    pub fn create_indexes<'a>(
+        &self,
+        fields: impl IntoIterator<Item = (&'a String, &'a FieldType)>,
+    ) {
+        let mut index = self.index.write();
+        let payloads = self.payloads.read();
+        for (key, &kind) in fields {
+            index.create(
+                key,
+                kind,
+                payloads
+                    .iter()
+                    .enumerate()
+                    .map(|(s, p)| (s as u32, p.as_deref())),
+            );
+        }
+        self.bump();
+    }
+
+    /// Stops indexing `key`.
+    pub fn drop_index(&self, key: &str) {
+        self.index.write().drop_field(key);
+        self.bump();
+    }
+
+    /// The slots matching `f`; `id_slots` gives the slots of point ids
+    /// (for `has_id`).
+    pub fn select(
+        &self,
+        f: &Filter,
+        id_slots: &dyn Fn(&[PointId]) -> roaring::RoaringBitmap,
+    ) -> Arc<Selection> {
+        let index = self.index.read();
+        let payloads = self.payloads.read();
+        // Read under the index lock: a change bumps it under the write lock.
+        let version = self.version.load(std::sync::atomic::Ordering::Acquire);
+        self.cache.get(f, version, || {
+            SlotSpace {
+                index: &index,
+                payloads: &payloads,
+                id_slots,
+            }
+            .select(f)
+        })
+    }
+
+    /// Bytes of the payload indexes of `key` (all fields when `None`) and
+    /// the distinct values they hold.
+    pub fn index_size(&self, key: Option<&str>) -> (usize, usize) {
+        let index = self.index.read();
+        index
+            .fields()
+            .filter(|(k, _)| key.is_none_or(|want| want == *k))
+            .fold((0, 0), |(b, v), (_, f)| {
+                (b + f.memory_bytes(), v + f.distinct_values())
+            })
     }
 
     /// The point id in `slot`, once recorded.

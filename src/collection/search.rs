@@ -7,6 +7,8 @@ use super::point::check_vector;
 use super::read::Fields;
 use super::ssd::SsdTier;
 use super::{Collection, CollectionError, Loc, PointId, Record, Result, MAX_K, SSD};
+use crate::filter::plan::{Explain, PlanChoice};
+use crate::filter::Filter;
 use crate::hnsw::NodeId;
 use crate::limits::{INLINE_SEARCH_MAX_WORK, MAX_EF, MAX_NPROBE};
 use crate::score::{self, Prepared};
@@ -22,6 +24,13 @@ pub struct SearchRequest {
     pub nprobe: Option<usize>,
     pub with_payload: bool,
     pub with_vector: bool,
+    /// Only points matching this filter are returned.
+    pub filter: Option<Filter>,
+    /// The plan of each tier: the planner's (`Auto`), or forced. `Exact`
+    /// without a filter is an exact search of every point.
+    pub plan: PlanChoice,
+    /// Return what each tier did ([`Explain`]).
+    pub explain: bool,
 }
 
 impl Collection {
@@ -29,6 +38,12 @@ impl Collection {
     /// The query is checked and normalised once, for every segment and the
     /// SSD tier.
     pub fn search(&self, req: &SearchRequest) -> Result<Vec<Record>> {
+        Ok(self.search_explained(req)?.0)
+    }
+
+    /// [`Collection::search`], with what each tier did when the request
+    /// asks for it (`explain`) and is filtered or exact.
+    pub fn search_explained(&self, req: &SearchRequest) -> Result<(Vec<Record>, Option<Explain>)> {
         check_vector(
             &req.vector,
             self.config.dim,
@@ -65,19 +80,43 @@ impl Collection {
                     "its norm is not a finite number: cannot be normalised for cosine",
                 )
             })?;
+        let filter = match &req.filter {
+            Some(f) => Some(self.check_filter(f, "filter")?),
+            None if req.plan != PlanChoice::Auto => Some(Filter::all()),
+            None => None,
+        };
         let segs = self.segments.read().clone();
         let tier = self.ssd.read().clone();
-        let mut cands: Vec<(f32, u32, NodeId)> = Vec::with_capacity(req.k * (segs.len() + 1));
-        for s in segs.iter() {
-            for n in s.hnsw.search_prepared(query, req.k, ef)? {
-                cands.push((n.distance, s.id, n.id));
+        let (mut cands, explain) = match &filter {
+            Some(f) => {
+                let (c, e) = self.filtered_candidates(
+                    f,
+                    query,
+                    req.k,
+                    ef,
+                    nprobe,
+                    req.plan,
+                    &segs,
+                    tier.as_deref(),
+                )?;
+                (c, req.explain.then_some(e))
             }
-        }
-        if let Some(t) = &tier {
-            for (distance, slot) in self.ssd_candidates(t, query, req.k, nprobe)? {
-                cands.push((distance, SSD, NodeId(slot)));
+            None => {
+                let mut cands: Vec<(f32, u32, NodeId)> =
+                    Vec::with_capacity(req.k * (segs.len() + 1));
+                for s in segs.iter() {
+                    for n in s.hnsw.search_prepared(query, req.k, ef)? {
+                        cands.push((n.distance, s.id, n.id));
+                    }
+                }
+                if let Some(t) = &tier {
+                    for (distance, slot) in self.ssd_candidates(t, query, req.k, nprobe)? {
+                        cands.push((distance, SSD, NodeId(slot)));
+                    }
+                }
+                (cands, None)
             }
-        }
+        };
         cands.sort_by(|a, b| a.0.total_cmp(&b.0));
         // Keep candidates that are the current copy of their id (one read
         // of the id map for all of them), each id once. A segment being
@@ -127,7 +166,7 @@ impl Collection {
                 out.push(Record::in_segment(s, id, loc.node, distance, fields));
             }
         }
-        Ok(out)
+        Ok((out, explain))
     }
 
     /// The SSD tier's nearest copies, enough of them that at least `k` are
@@ -174,7 +213,7 @@ impl Collection {
     /// The server runs such searches where the request arrived instead of
     /// handing them to a blocking thread and waiting for its wake-up.
     pub fn search_is_short(&self, req: &SearchRequest) -> bool {
-        if self.ssd.read().is_some() {
+        if self.ssd.read().is_some() || req.filter.is_some() || req.plan != PlanChoice::Auto {
             return false;
         }
         let beam = req.ef.unwrap_or(self.config.ef_search).max(req.k);
@@ -185,5 +224,13 @@ impl Collection {
     /// Runs several searches in parallel.
     pub fn search_batch(&self, reqs: &[SearchRequest]) -> Vec<Result<Vec<Record>>> {
         reqs.par_iter().map(|r| self.search(r)).collect()
+    }
+
+    /// [`Collection::search_batch`] with each search's explain (when asked).
+    pub fn search_batch_explained(
+        &self,
+        reqs: &[SearchRequest],
+    ) -> Vec<Result<(Vec<Record>, Option<Explain>)>> {
+        reqs.par_iter().map(|r| self.search_explained(r)).collect()
     }
 }

@@ -97,6 +97,11 @@ impl Segment {
         Ok(node)
     }
 
+    /// The point ids, payloads and payload indexes of the nodes.
+    pub fn table(&self) -> &PointTable {
+        &self.points
+    }
+
     /// The point id of `node`, once its insert has completed.
     pub fn point_id(&self, node: NodeId) -> Option<PointId> {
         self.points.id(node.0 as usize)

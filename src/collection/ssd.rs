@@ -170,6 +170,55 @@ impl SsdTier {
         Ok(hits.into_iter().map(|h| (h.distance, h.id)).collect())
     }
 
+    /// Postings read per search by default.
+    pub fn default_nprobe(&self) -> usize {
+        self.config.nprobe
+    }
+
+    /// Heads (postings) of the index.
+    pub fn heads(&self) -> usize {
+        self.spann.heads()
+    }
+
+    /// [`SsdTier::search`] admitting only SPANN ids in `allow`, with what it cost.
+    pub fn search_allowed(
+        &self,
+        query: crate::score::Prepared<'_>,
+        k: usize,
+        nprobe: usize,
+        allow: &roaring::RoaringBitmap,
+    ) -> Result<(Vec<(f32, u32)>, crate::spann::SearchStats)> {
+        if self.spann.is_empty() {
+            return Ok((Vec::new(), Default::default()));
+        }
+        let sp = SearchParams {
+            nprobe,
+            ..SearchParams::default()
+        };
+        let (hits, st) = self
+            .spann
+            .search_allowed(query, k, &sp, allow)
+            .map_err(spann_err)?;
+        Ok((hits.into_iter().map(|h| (h.distance, h.id)).collect(), st))
+    }
+
+    /// The `k` nearest of the SPANN ids in `ids`, exactly (their full
+    /// vectors read), with what it cost.
+    pub fn search_among(
+        &self,
+        query: crate::score::Prepared<'_>,
+        k: usize,
+        ids: &roaring::RoaringBitmap,
+    ) -> Result<(Vec<(f32, u32)>, crate::spann::SearchStats)> {
+        let (hits, st) = self.spann.search_among(query, k, ids).map_err(spann_err)?;
+        Ok((hits.into_iter().map(|h| (h.distance, h.id)).collect(), st))
+    }
+
+    /// The point ids, payloads and payload indexes of the SPANN ids.
+    pub fn table(&self) -> &PointTable {
+        &self.points
+    }
+
     pub fn point_id(&self, slot: u32) -> Option<PointId> {
         self.points.id(slot as usize)
     }

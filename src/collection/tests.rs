@@ -104,6 +104,7 @@ fn random_operations_match_brute_force_model() {
                             nprobe: None,
                             with_payload: true,
                             with_vector: false,
+                            ..Default::default()
                         })
                         .unwrap();
                     let ids: Vec<u64> = got.iter().map(|r| r.id).collect();
@@ -192,6 +193,7 @@ fn invalid_requests_name_the_field() {
         nprobe: None,
         with_payload: false,
         with_vector: false,
+        ..Default::default()
     };
     assert!(col
         .search(&req(0, None))

@@ -167,6 +167,7 @@ impl Collection {
         let cap = self.config.memory_tier_points;
         let hnsw = Hnsw::new(self.config.dim, self.config.metric, self.config.hnsw, cap)?;
         let fresh = Arc::new(Segment::new(w.next_segment, hnsw));
+        fresh.table().create_indexes(&*self.schema.read());
         w.next_segment += 1;
         w.frozen = w.applied;
         let mut segs = self.segments.write();

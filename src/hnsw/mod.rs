@@ -18,6 +18,7 @@ mod build;
 mod codes;
 mod encode;
 mod error;
+mod filtered;
 mod links;
 mod persist;
 mod search;
@@ -27,6 +28,7 @@ mod visited;
 
 pub use crate::score::{ParseEncodingError, VectorCodec, VectorEncoding};
 pub use error::{HnswError, Result};
+pub use filtered::FilterStats;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -76,24 +76,7 @@ impl Hnsw {
         k: usize,
         ef: usize,
     ) -> Result<Vec<Neighbor>> {
-        let q = query.as_slice();
-        if q.len() != self.dim {
-            return Err(HnswError::Dimension {
-                what: "query".into(),
-                expected: self.dim,
-                got: q.len(),
-            });
-        }
-        if query.metric() != self.metric {
-            return Err(HnswError::param(
-                "query",
-                format!(
-                    "prepared for {}, the index uses {}",
-                    query.metric(),
-                    self.metric
-                ),
-            ));
-        }
+        let q = self.check_prepared(query)?;
         let mut out = Vec::with_capacity(k);
         if k == 0 {
             return Ok(out);

@@ -7,11 +7,13 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{collection_info, NewCollection};
 use super::data_dir::validate_name;
+use super::filter::field_type_from_pb;
 use super::pb;
 use super::pb::collections_server::Collections;
 use super::registry::Registry;
 use super::status::{invalid, join_error};
 use super::Limits;
+use crate::collection::CollectionError;
 
 /// Serves `quiver.v1.Collections`.
 #[derive(Debug, Clone)]
@@ -91,5 +93,51 @@ impl Collections for CollectionsService {
         Ok(Response::new(pb::DescribeCollectionResponse {
             collection: Some(collection_info(name, &c)),
         }))
+    }
+
+    async fn create_field_index(
+        &self,
+        req: Request<pb::CreateFieldIndexRequest>,
+    ) -> Result<Response<pb::CreateFieldIndexResponse>, Status> {
+        let r = req.into_inner();
+        validate_name("collection", &r.collection)?;
+        let c = self.registry.get(&r.collection)?;
+        let field = r.field.ok_or_else(|| invalid("field", "required"))?;
+        if field.key.is_empty() {
+            return Err(invalid("field.key", "must not be empty"));
+        }
+        let kind = field_type_from_pb(field.r#type, "field.type")?;
+        let key = field.key.clone();
+        tokio::task::spawn_blocking(move || c.create_field_index(&key, kind))
+            .await
+            .map_err(join_error)?
+            .map_err(|e| match e {
+                CollectionError::InvalidArgument { field, message } => {
+                    invalid(&format!("field.{field}"), message)
+                }
+                other => other.into(),
+            })?;
+        tracing::info!(collection = %r.collection, key = %field.key, kind = kind.as_str(), "created payload index");
+        Ok(Response::new(pb::CreateFieldIndexResponse {}))
+    }
+
+    async fn drop_field_index(
+        &self,
+        req: Request<pb::DropFieldIndexRequest>,
+    ) -> Result<Response<pb::DropFieldIndexResponse>, Status> {
+        let r = req.into_inner();
+        validate_name("collection", &r.collection)?;
+        let c = self.registry.get(&r.collection)?;
+        let key = r.key.clone();
+        let dropped = tokio::task::spawn_blocking(move || c.drop_field_index(&key))
+            .await
+            .map_err(join_error)??;
+        if !dropped {
+            return Err(Status::not_found(format!(
+                "key: field {:?} is not indexed",
+                r.key
+            )));
+        }
+        Ok(Response::new(pb::DropFieldIndexResponse {}))
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use tonic::Status;
 
+use super::filter::{field_type_from_pb, filter_from_pb};
 use super::pb;
 use super::status::invalid;
 use crate::collection::{
@@ -15,6 +16,7 @@ use crate::collection::{
     SearchRequest, SsdConfig, Stats, Value,
 };
 use crate::distance::Metric;
+use crate::filter::plan::PlanChoice;
 use crate::hnsw::HnswParams;
 use crate::spann::SpannParams;
 
@@ -94,6 +96,21 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
             } else {
                 None
             },
+            payload_indexes: r
+                .field_indexes
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let kind = field_type_from_pb(f.r#type, &format!("field_indexes[{i}].type"))?;
+                    if f.key.is_empty() {
+                        return Err(invalid(
+                            &format!("field_indexes[{i}].key"),
+                            "must not be empty",
+                        ));
+                    }
+                    Ok((f.key, kind))
+                })
+                .collect::<Result<_, Status>>()?,
         };
         config.validate().map_err(|e| match e {
             CollectionError::InvalidArgument { field, message } => {
@@ -118,6 +135,7 @@ fn request_field(field: &str) -> &str {
         "ssd.nprobe" => "ssd_nprobe",
         "ssd.spann.encoding" => "ssd_encoding",
         "ssd.spann.head_ratio" => "ssd_head_ratio",
+        "payload_indexes" => "field_indexes",
         other => other,
     }
 }
@@ -137,6 +155,7 @@ pub fn value_from_pb(v: pb::Value, field: &str) -> Result<Value, Status> {
                 .map(|(i, v)| value_from_pb(v, &format!("{field}[{i}]")))
                 .collect::<Result<_, _>>()?,
         ),
+        Some(Kind::NullValue(_)) => Value::Null,
         None => return Err(invalid(field, "value has no kind set")),
     })
 }
@@ -176,29 +195,41 @@ pub fn points_from_pb(points: Vec<pb::Point>) -> Result<Vec<Point>, Status> {
         .collect()
 }
 
-impl From<pb::SearchQuery> for SearchRequest {
-    fn from(q: pb::SearchQuery) -> Self {
-        SearchRequest {
-            vector: q.vector,
-            k: q.k as usize,
-            ef: q.ef.map(|e| e as usize),
-            nprobe: q.nprobe.map(|n| n as usize),
-            with_payload: q.with_payload,
-            with_vector: q.with_vector,
-        }
-    }
+/// One query of a `SearchBatch`; errors name fields under `queries[i]` (`prefix`).
+pub fn search_query_from_pb(q: pb::SearchQuery, prefix: &str) -> Result<SearchRequest, Status> {
+    Ok(SearchRequest {
+        vector: q.vector,
+        k: q.k as usize,
+        ef: q.ef.map(|e| e as usize),
+        nprobe: q.nprobe.map(|n| n as usize),
+        with_payload: q.with_payload,
+        with_vector: q.with_vector,
+        filter: filter_from_pb(q.filter, &format!("{prefix}filter"))?,
+        plan: plan_choice(q.exact),
+        explain: q.explain,
+    })
 }
 
-impl From<pb::SearchRequest> for SearchRequest {
-    fn from(q: pb::SearchRequest) -> Self {
-        SearchRequest {
-            vector: q.vector,
-            k: q.k as usize,
-            ef: q.ef.map(|e| e as usize),
-            nprobe: q.nprobe.map(|n| n as usize),
-            with_payload: q.with_payload,
-            with_vector: q.with_vector,
-        }
+/// A `Search` request.
+pub fn search_from_pb(q: pb::SearchRequest) -> Result<SearchRequest, Status> {
+    Ok(SearchRequest {
+        vector: q.vector,
+        k: q.k as usize,
+        ef: q.ef.map(|e| e as usize),
+        nprobe: q.nprobe.map(|n| n as usize),
+        with_payload: q.with_payload,
+        with_vector: q.with_vector,
+        filter: filter_from_pb(q.filter, "filter")?,
+        plan: plan_choice(q.exact),
+        explain: q.explain,
+    })
+}
+
+fn plan_choice(exact: bool) -> PlanChoice {
+    if exact {
+        PlanChoice::Exact
+    } else {
+        PlanChoice::Auto
     }
 }
 
@@ -206,6 +237,7 @@ impl From<Value> for pb::Value {
     fn from(v: Value) -> Self {
         use pb::value::Kind;
         let kind = match v {
+            Value::Null => Kind::NullValue(pb::NullValue::NullValue as i32),
             Value::String(s) => Kind::StringValue(s),
             Value::Int(i) => Kind::IntValue(i),
             Value::Float(f) => Kind::DoubleValue(f),
@@ -307,6 +339,16 @@ pub fn collection_info(name: &str, c: &Collection) -> pb::CollectionInfo {
         name: name.to_string(),
         settings: Some(c.config().into()),
         stats: Some(c.stats().into()),
+        field_indexes: c
+            .field_indexes()
+            .into_iter()
+            .map(|f| pb::FieldIndexInfo {
+                key: f.key,
+                r#type: pb::FieldType::from(f.kind) as i32,
+                memory_bytes: f.memory_bytes,
+                values: f.values,
+            })
+            .collect(),
     }
 }
 

@@ -25,6 +25,7 @@ mod collections;
 pub mod config;
 mod convert;
 mod data_dir;
+mod filter;
 mod gate;
 mod message_limit;
 pub mod methods;

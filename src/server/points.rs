@@ -16,8 +16,9 @@ use std::time::Instant;
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::points_from_pb;
+use super::convert::{points_from_pb, search_from_pb, search_query_from_pb};
 use super::data_dir::validate_name;
+use super::filter::filter_from_pb;
 use super::methods::{classify, MethodId};
 use super::metrics::RequestMetrics;
 use super::pb;
@@ -102,6 +103,11 @@ fn in_query(e: CollectionError, i: usize) -> Status {
         CollectionError::InvalidArgument { field, message } => {
             super::status::invalid(&format!("queries[{i}].{field}"), message)
         }
+        CollectionError::LimitExceeded { field, message } => CollectionError::LimitExceeded {
+            field: format!("queries[{i}].{field}"),
+            message,
+        }
+        .into(),
         other => other.into(),
     }
 }
@@ -160,9 +166,18 @@ impl Points for PointsService {
         let r = req.into_inner();
         let c = self.collection(&r.collection)?;
         self.check_batch("ids", r.ids.len(), self.limits.max_batch)?;
-        let (lsn, deleted) = tokio::task::spawn_blocking(move || c.delete(&r.ids))
-            .await
-            .map_err(join_error)??;
+        let filter = filter_from_pb(r.filter, "filter")?;
+        let (lsn, deleted) = tokio::task::spawn_blocking(move || {
+            let (mut lsn, mut deleted) = c.delete(&r.ids)?;
+            if let Some(f) = filter {
+                let (l, d) = c.delete_matching(&f)?;
+                lsn = l;
+                deleted += d;
+            }
+            Ok::<_, CollectionError>((lsn, deleted))
+        })
+        .await
+        .map_err(join_error)??;
         Ok(Response::new(pb::DeleteResponse {
             lsn: lsn.0,
             deleted: deleted as u64,
@@ -189,9 +204,16 @@ impl Points for PointsService {
         &self,
         req: Request<pb::CountRequest>,
     ) -> Result<Response<pb::CountResponse>, Status> {
-        let c = self.collection(&req.get_ref().collection)?;
+        let r = req.into_inner();
+        let c = self.collection(&r.collection)?;
+        let count = match filter_from_pb(r.filter, "filter")? {
+            None => c.count(),
+            Some(f) => tokio::task::spawn_blocking(move || c.count_matching(&f))
+                .await
+                .map_err(join_error)??,
+        };
         Ok(Response::new(pb::CountResponse {
-            count: c.count() as u64,
+            count: count as u64,
         }))
     }
 
@@ -203,11 +225,11 @@ impl Points for PointsService {
         let mut r = req.into_inner();
         let c = self.collection(&std::mem::take(&mut r.collection))?;
         check_k("k", r.k, self.limits.max_k)?;
-        let q = SearchRequest::from(r);
-        let hits = if c.search_is_short(&q) {
-            c.search(&q)?
+        let q = search_from_pb(r)?;
+        let (hits, explain) = if c.search_is_short(&q) {
+            c.search_explained(&q)?
         } else {
-            tokio::task::spawn_blocking(move || c.search(&q))
+            tokio::task::spawn_blocking(move || c.search_explained(&q))
                 .await
                 .map_err(join_error)??
         };
@@ -215,6 +237,7 @@ impl Points for PointsService {
         self.reply(pb::SearchResponse {
             hits,
             time_us: self.search_time(self.search_method, started),
+            explain: explain.map(Into::into),
         })
     }
 
@@ -229,15 +252,21 @@ impl Points for PointsService {
         for (i, q) in r.queries.iter().enumerate() {
             check_k(&format!("queries[{i}].k"), q.k, self.limits.max_k)?;
         }
-        let qs: Vec<SearchRequest> = r.queries.into_iter().map(SearchRequest::from).collect();
-        let results = tokio::task::spawn_blocking(move || c.search_batch(&qs))
+        let qs: Vec<SearchRequest> = r
+            .queries
+            .into_iter()
+            .enumerate()
+            .map(|(i, q)| search_query_from_pb(q, &format!("queries[{i}].")))
+            .collect::<Result<_, _>>()?;
+        let results = tokio::task::spawn_blocking(move || c.search_batch_explained(&qs))
             .await
             .map_err(join_error)?
             .into_iter()
             .enumerate()
             .map(|(i, res)| {
-                res.map(|hits| pb::SearchResult {
+                res.map(|(hits, explain)| pb::SearchResult {
                     hits: hits.into_iter().map(pb::ScoredPoint::from).collect(),
+                    explain: explain.map(Into::into),
                 })
                 .map_err(|e| in_query(e, i))
             })
@@ -264,8 +293,10 @@ impl Points for PointsService {
             }
             n => n,
         };
-        let (records, next) = tokio::task::spawn_blocking(move || {
-            c.scroll(r.after, limit, r.with_payload, r.with_vector)
+        let filter = filter_from_pb(r.filter, "filter")?;
+        let (records, next) = tokio::task::spawn_blocking(move || match filter {
+            None => c.scroll(r.after, limit, r.with_payload, r.with_vector),
+            Some(f) => c.scroll_matching(&f, r.after, limit, r.with_payload, r.with_vector),
         })
         .await
         .map_err(join_error)??;

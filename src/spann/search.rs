@@ -10,6 +10,7 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use super::posting::{decode_posting, PostingView, PAGE};
 use super::slots::State;
@@ -96,12 +97,35 @@ impl Spann {
         self.search_from(query, k, sp, Instant::now())
     }
 
+    /// [`Spann::search_prepared`] admitting only ids in `allow`: postings
+    /// are scanned with the filter, so every returned hit is allowed.
+    pub fn search_allowed(
+        &self,
+        query: Prepared<'_>,
+        k: usize,
+        sp: &SearchParams,
+        allow: &RoaringBitmap,
+    ) -> Result<(Vec<Hit>, SearchStats)> {
+        self.search_from_allowed(query, k, sp, Instant::now(), Some(allow))
+    }
+
     fn search_from(
         &self,
         query: Prepared<'_>,
         k: usize,
         sp: &SearchParams,
         started: Instant,
+    ) -> Result<(Vec<Hit>, SearchStats)> {
+        self.search_from_allowed(query, k, sp, started, None)
+    }
+
+    fn search_from_allowed(
+        &self,
+        query: Prepared<'_>,
+        k: usize,
+        sp: &SearchParams,
+        started: Instant,
+        allow: Option<&RoaringBitmap>,
     ) -> Result<(Vec<Hit>, SearchStats)> {
         if query.as_slice().len() != self.dim {
             return Err(SpannError::Dimension {
@@ -170,7 +194,7 @@ impl Spann {
         // Round 1: read and scan every kept posting: those in the page cache
         // here, the rest in parallel on the I/O pool.
         let per: Vec<(Vec<Cand>, usize, u64)> = self.fan_out(&kept, |&(h, slot), cached| {
-            self.scan_posting(h, slot, &cd, r, cached)
+            self.scan_posting(h, slot, &cd, r, cached, allow)
         })?;
         let mut all: Vec<Cand> = Vec::with_capacity(per.iter().map(|p| p.0.len()).sum());
         for (c, scanned, bytes) in per {
@@ -190,43 +214,99 @@ impl Spann {
 
         if lossy && !all.is_empty() {
             // Round 2: exact distances from the full vectors.
-            let Some(vf) = self.vectors_file.as_ref() else {
-                return Err(SpannError::corrupt(
-                    self.dir.join("vectors.f32"),
-                    0,
-                    "an index with lossy postings has no full-precision vectors file",
-                ));
-            };
-            let dim = self.dim;
-            let row = dim * 4;
-            let exact: Vec<Cand> = self.fan_out(&all, |c, cached| {
-                let off = PAGE as u64 + u64::from(c.1) * row as u64;
-                let exact = |b: &[u8]| {
-                    Cand(
-                        crate::score::with_f32s(b, |v| self.dist.distance(q, v)),
-                        c.1,
-                    )
-                };
-                if cached {
-                    Ok(vf.read_bytes_cached(off, row, exact))
-                } else {
-                    vf.read_bytes(off, row, exact).map(Some)
-                }
-            })?;
+            let vf = self.full_vectors()?;
+            let (exact, bytes) = self.exact_round(vf, q, &all)?;
             stats.ios += all.len();
             stats.rounds += 1;
-            stats.bytes += all
-                .iter()
-                .map(|c| {
-                    let off = PAGE as u64 + u64::from(c.1) * row as u64;
-                    let skip = off % PAGE as u64;
-                    (skip + row as u64).div_ceil(PAGE as u64) * PAGE as u64
-                })
-                .sum::<u64>();
+            stats.bytes += bytes;
             all = exact;
             all.sort_unstable();
         }
         // Deletes that landed while the postings were scanned.
+        all.retain(|c| self.contains(c.1));
+        all.truncate(k);
+        stats.latency_us = started.elapsed().as_secs_f64() * 1e6;
+        Ok((
+            all.into_iter()
+                .map(|c| Hit {
+                    id: c.1,
+                    distance: c.0,
+                })
+                .collect(),
+            stats,
+        ))
+    }
+
+    /// The full-precision vectors file (lossy indexes keep one for re-ranking).
+    fn full_vectors(&self) -> Result<&super::file::PageFile> {
+        self.vectors_file.as_ref().ok_or_else(|| {
+            SpannError::corrupt(
+                self.dir.join("vectors.f32"),
+                0,
+                "an index with lossy postings has no full-precision vectors file",
+            )
+        })
+    }
+
+    /// Exact distances from `q` to the full vectors of `cands`' ids, read in
+    /// one round (cached rows inline, the rest on the I/O pool); also the
+    /// bytes of the pages read.
+    fn exact_round(
+        &self,
+        vf: &super::file::PageFile,
+        q: &[f32],
+        cands: &[Cand],
+    ) -> Result<(Vec<Cand>, u64)> {
+        let row = self.dim * 4;
+        let exact: Vec<Cand> = self.fan_out(cands, |c, cached| {
+            let off = PAGE as u64 + u64::from(c.1) * row as u64;
+            let exact = |b: &[u8]| {
+                Cand(
+                    crate::score::with_f32s(b, |v| self.dist.distance(q, v)),
+                    c.1,
+                )
+            };
+            if cached {
+                Ok(vf.read_bytes_cached(off, row, exact))
+            } else {
+                vf.read_bytes(off, row, exact).map(Some)
+            }
+        })?;
+        let bytes = cands
+            .iter()
+            .map(|c| {
+                let off = PAGE as u64 + u64::from(c.1) * row as u64;
+                let skip = off % PAGE as u64;
+                (skip + row as u64).div_ceil(PAGE as u64) * PAGE as u64
+            })
+            .sum::<u64>();
+        Ok((exact, bytes))
+    }
+
+    /// The `k` nearest live ids among `ids`, by reading each one's full
+    /// vector (one round of reads): an exact answer for small sets.
+    pub fn search_among(
+        &self,
+        query: Prepared<'_>,
+        k: usize,
+        ids: &RoaringBitmap,
+    ) -> Result<(Vec<Hit>, SearchStats)> {
+        let started = Instant::now();
+        let q = query.as_slice();
+        let mut stats = SearchStats::default();
+        let _pin = self.epochs.pin();
+        let live: Vec<Cand> = ids
+            .iter()
+            .filter(|&id| self.contains(id))
+            .map(|id| Cand(0.0, id))
+            .collect();
+        let vf = self.full_vectors()?;
+        let (mut all, bytes) = self.exact_round(vf, q, &live)?;
+        stats.ios = live.len();
+        stats.scanned = live.len();
+        stats.rounds = usize::from(!live.is_empty());
+        stats.bytes = bytes;
+        all.sort_unstable();
         all.retain(|c| self.contains(c.1));
         all.truncate(k);
         stats.latency_us = started.elapsed().as_secs_f64() * 1e6;
@@ -333,6 +413,7 @@ impl Spann {
         cd: &CodeQuery<'_>,
         r: usize,
         cached: bool,
+        allow: Option<&RoaringBitmap>,
     ) -> Result<Option<(Vec<Cand>, usize, u64)>> {
         let pages = (slot.bytes as usize).div_ceil(PAGE);
         let file = &self.postings_file;
@@ -343,6 +424,9 @@ impl Spann {
                 let w = self.entry_word(slot, i, e.id)?;
                 if versions::garbage(e.version, w) {
                     continue; // deleted or stale: dropped when the posting is rewritten
+                }
+                if allow.is_some_and(|a| !a.contains(e.id)) {
+                    continue;
                 }
                 push_bounded(&mut heap, Cand(cd.distance(e.code), e.id), r);
             }
