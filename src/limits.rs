@@ -15,6 +15,20 @@ pub const MAX_EF: usize = 100_000;
 /// Largest number of SSD-tier postings a search reads (`nprobe`).
 pub const MAX_NPROBE: usize = 100_000;
 
+/// SSD tier: the head-graph beam of a search is at least this many times
+/// its `nprobe`. With a beam of `nprobe` the graph misses near heads: on
+/// minilm it cost 0.007–0.010 recall@10 at nprobe 16–64 (docs/BENCHMARKS.md).
+pub const SPANN_HEAD_EF_PER_NPROBE: usize = 4;
+
+/// SSD tier: default share of the vectors that become heads
+/// ([`SpannParams::recommended`](crate::spann::SpannParams::recommended)):
+/// k-means leaves of 6 vectors. With SQ8 heads on minilm (384-d) that is
+/// 10,193 heads (20 % of the vectors) in 9.7 % of the raw f32 bytes.
+pub const DEFAULT_SPANN_HEAD_RATIO: f64 = 1.0 / 6.0;
+
+/// SSD tier: candidates re-ranked with full vectors when postings are SQ8.
+pub const DEFAULT_SQ8_RERANK: usize = 64;
+
 /// Largest `k` of a search.
 pub const MAX_K: usize = 10_000;
 

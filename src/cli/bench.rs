@@ -83,9 +83,10 @@ pub struct BenchArgs {
     /// SPANN: 1+ε₂, read only heads within this ratio of the nearest head's distance.
     #[arg(long)]
     max_dist_ratio: Option<f32>,
-    /// SPANN: candidates re-ranked at full precision (compressed postings).
-    #[arg(long, default_value_t = 64)]
-    rerank: usize,
+    /// SPANN: candidates re-ranked at full precision (compressed postings);
+    /// 0 skips the re-rank round [default: 64 for SQ8 postings, 0 for f16].
+    #[arg(long)]
+    rerank: Option<usize>,
     /// HNSW on f16/SQ8 codes: re-rank factors to sweep (the best
     /// max(k, r*k) candidates re-scored with f32 vectors; 0 = none), comma-separated.
     #[arg(long, default_value = "0", value_parser = super::parse_list)]
@@ -152,6 +153,9 @@ struct Run {
     /// SPANN: read requests per query (mean).
     #[serde(skip_serializing_if = "Option::is_none")]
     mean_ios: Option<f64>,
+    /// SPANN: dependent rounds of reads per query (mean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mean_rounds: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -481,6 +485,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             mean_postings: None,
             mean_bytes_read: None,
             mean_ios: None,
+            mean_rounds: None,
             recall: dataset::recall_at_k(&results, &gt, a.k),
             qps: data.query.len() as f64 / secs,
             p50_us: percentile(&lat, 0.50),
@@ -674,7 +679,7 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
     let search_pool = super::pool(a.threads)?;
     let mut runs = Vec::new();
     out!(
-        "{:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11}",
+        "{:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>7} {:>6}",
         "nprobe",
         "recall",
         "QPS",
@@ -682,14 +687,19 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
         "p50 us",
         "p99 us",
         "postings",
-        "bytes"
+        "bytes",
+        "ios",
+        "rounds"
     );
+    let rerank = a
+        .rerank
+        .unwrap_or_else(|| SearchParams::rerank_for(index.params().encoding));
     for &nprobe in &a.nprobe {
         let sp = SearchParams {
             nprobe,
             max_dist_ratio: a.max_dist_ratio,
             head_ef: nprobe.max(64),
-            rerank: a.rerank,
+            rerank,
         };
         let search = |q: &[f32]| -> anyhow::Result<(Vec<u32>, SearchStats)> {
             let (hits, st) = index.search(q, a.k, &sp)?;
@@ -733,9 +743,10 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
             mean_postings: Some(mean(&|s| s.postings as f64)),
             mean_bytes_read: Some(mean(&|s| s.bytes as f64)),
             mean_ios: Some(mean(&|s| s.ios as f64)),
+            mean_rounds: Some(mean(&|s| s.rounds as f64)),
         };
         out!(
-            "{:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.0}",
+            "{:>6} {:>8.4} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.0} {:>7.1} {:>6.2}",
             nprobe,
             run.recall,
             run.qps,
@@ -743,7 +754,9 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
             run.p50_us,
             run.p99_us,
             run.mean_postings.unwrap_or(0.0),
-            run.mean_bytes_read.unwrap_or(0.0)
+            run.mean_bytes_read.unwrap_or(0.0),
+            run.mean_ios.unwrap_or(0.0),
+            run.mean_rounds.unwrap_or(0.0)
         );
         runs.push(run);
     }
@@ -785,7 +798,7 @@ fn run_spann(a: &BenchArgs, mut data: Data, gt: Neighbors) -> anyhow::Result<()>
                 disk_bytes: index.disk_bytes(),
                 direct_io: a.direct_io,
                 max_dist_ratio: a.max_dist_ratio,
-                rerank: a.rerank,
+                rerank,
                 io_threads: opts.io_threads,
             }),
             runs,

@@ -24,8 +24,9 @@ pub enum IndexKind {
 /// SPANN build settings shared by `quiver index` and `quiver bench`.
 #[derive(Args, Clone)]
 pub struct SpannBuildArgs {
-    /// SPANN: share of the vectors that become heads.
-    #[arg(long, default_value_t = SpannParams::default().head_ratio)]
+    /// SPANN: share of the vectors that become heads [default: 1/6, a
+    /// collection's].
+    #[arg(long, default_value_t = SpannParams::recommended().head_ratio, hide_default_value = true)]
     pub head_ratio: f64,
     /// SPANN: most postings a vector is written to.
     #[arg(long, default_value_t = SpannParams::default().replicas)]
@@ -33,14 +34,19 @@ pub struct SpannBuildArgs {
     /// SPANN: ε₁, replicas only within (1+ε₁) of the nearest head.
     #[arg(long, default_value_t = SpannParams::default().eps1)]
     pub eps1: f32,
+    /// SPANN: RNG rule slack; a replica head is skipped when
+    /// rng_factor·d(head, chosen head) ≤ d(vector, head). Larger keeps more.
+    #[arg(long, default_value_t = SpannParams::default().rng_factor)]
+    pub rng_factor: f32,
     /// Vector encoding, f32 | f16 | sq8: of the postings (spann) or of the
-    /// graph's vectors (hnsw).
-    #[arg(long, default_value = "f32")]
-    pub encoding: Encoding,
+    /// graph's vectors (hnsw) [default: f16 for spann, a collection's; f32
+    /// for hnsw].
+    #[arg(long)]
+    pub encoding: Option<Encoding>,
     /// SPANN: encoding of the head vectors in the in-memory head graph,
-    /// f32 | f16 | sq8.
-    #[arg(long, default_value = "f32")]
-    pub head_encoding: VectorEncoding,
+    /// f32 | f16 | sq8 [default: sq8, a collection's].
+    #[arg(long)]
+    pub head_encoding: Option<VectorEncoding>,
     /// SPANN: posting length limit in 4 KiB pages.
     #[arg(long, default_value_t = SpannParams::default().max_posting_pages)]
     pub max_posting_pages: u32,
@@ -49,22 +55,25 @@ pub struct SpannBuildArgs {
 impl SpannBuildArgs {
     /// `--encoding` as the storage of an HNSW graph's vectors.
     pub fn graph_encoding(&self) -> VectorEncoding {
-        match self.encoding {
+        match self.encoding.unwrap_or(Encoding::F32) {
             Encoding::F32 => VectorEncoding::F32,
             Encoding::F16 => VectorEncoding::F16,
             Encoding::Sq8 => VectorEncoding::Sq8,
         }
     }
 
+    /// The SPANN parameters: a collection's defaults
+    /// ([`SpannParams::recommended`]) with the flags given.
     pub fn params(&self, m: usize, ef_construction: usize) -> SpannParams {
-        let d = SpannParams::default();
+        let d = SpannParams::recommended();
         SpannParams {
             head_ratio: self.head_ratio,
             replicas: self.replicas,
             replica_candidates: d.replica_candidates.max(self.replicas),
             eps1: self.eps1,
-            encoding: self.encoding,
-            head_encoding: self.head_encoding,
+            rng_factor: self.rng_factor,
+            encoding: self.encoding.unwrap_or(d.encoding),
+            head_encoding: self.head_encoding.unwrap_or(d.head_encoding),
             max_posting_pages: self.max_posting_pages,
             hnsw: HnswParams {
                 m,

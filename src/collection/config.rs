@@ -105,10 +105,7 @@ pub struct SsdConfig {
 impl Default for SsdConfig {
     fn default() -> Self {
         SsdConfig {
-            spann: SpannParams {
-                encoding: Encoding::Sq8,
-                ..SpannParams::default()
-            },
+            spann: SpannParams::recommended(),
             nprobe: 64,
         }
     }
@@ -353,5 +350,49 @@ impl CollectionConfigBuilder {
     pub fn build(self) -> Result<CollectionConfig> {
         self.0.validate()?;
         Ok(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hnsw::VectorEncoding;
+
+    /// A `config.json` written before the SSD defaults of issue 17 (SQ8
+    /// postings, f32 heads, head_ratio 0.1, no `rng_factor`) still loads
+    /// and keeps the settings its index was built with.
+    #[test]
+    fn configs_from_before_the_new_ssd_defaults_keep_their_settings() {
+        let old = SpannParams {
+            encoding: Encoding::Sq8,
+            ..SpannParams::default()
+        };
+        let mut v = serde_json::to_value(CollectionConfig {
+            ssd: Some(SsdConfig {
+                spann: old,
+                nprobe: 64,
+            }),
+            ..CollectionConfig::new(384, Metric::Cosine)
+        })
+        .unwrap();
+        v["ssd"]["spann"]
+            .as_object_mut()
+            .unwrap()
+            .remove("rng_factor");
+        let dir = tempfile::tempdir().unwrap();
+        let backend = quiver_storage::FsBackend;
+        quiver_storage::write_atomic(
+            &backend,
+            dir.path(),
+            CONFIG_FILE,
+            &[v.to_string().as_bytes()],
+        )
+        .unwrap();
+        let cfg = CollectionConfig::load(&backend, dir.path()).unwrap();
+        let ssd = cfg.ssd.unwrap();
+        assert_eq!(ssd.spann, old);
+        assert_eq!(ssd.spann.head_encoding, VectorEncoding::F32);
+        // New collections get the measured defaults.
+        assert_eq!(SsdConfig::default().spann, SpannParams::recommended());
     }
 }

@@ -160,6 +160,7 @@ impl SsdTier {
         }
         let sp = SearchParams {
             nprobe: nprobe.unwrap_or(self.config.nprobe),
+            rerank: SearchParams::rerank_for(self.spann.params().encoding),
             ..SearchParams::default()
         };
         let (hits, _) = self
@@ -192,6 +193,7 @@ impl SsdTier {
         }
         let sp = SearchParams {
             nprobe,
+            rerank: SearchParams::rerank_for(self.spann.params().encoding),
             ..SearchParams::default()
         };
         let (hits, st) = self

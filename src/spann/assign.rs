@@ -1,7 +1,8 @@
 //! Which postings a vector goes to: its nearest heads, kept only within
 //! (1+ε₁) of the nearest (the closure rule) and only when no already-chosen
-//! head is closer to the candidate than the vector is (the RNG rule), up to
-//! `replicas` of them. Used by the build, inserts and reassignment alike.
+//! head is closer to the candidate than the vector is, scaled by
+//! `rng_factor` (the RNG rule), up to `replicas` of them. Used by the build,
+//! inserts and reassignment alike.
 
 use crate::distance::DistanceKernel;
 use crate::hnsw::{Hnsw, Neighbor, NodeId};
@@ -10,13 +11,17 @@ use super::params::SpannParams;
 use super::Result;
 
 /// Picks the postings of `v` from `cands` (nearest first) into `out`
-/// as `(head, distance)`; the nearest head is always chosen.
+/// as `(head, distance)`; the nearest head is always chosen. A candidate c
+/// is skipped when a chosen head c' has `rng_factor`·d(c, c') ≤ d(v, c)
+/// (SPTAG's `RNGFactor`): 1 is the plain RNG rule, larger keeps more
+/// replicas.
 pub fn rng_select(
     heads: &Hnsw,
     dist: &DistanceKernel,
     cands: &[Neighbor],
     replicas: usize,
     eps1: f32,
+    rng_factor: f32,
     out: &mut Vec<(u32, f32)>,
 ) {
     out.clear();
@@ -35,7 +40,7 @@ pub fn rng_select(
         let dominated = out.iter().any(|&(h, _)| {
             heads
                 .vector(NodeId(h))
-                .is_some_and(|hv| dist.distance(&cv, &hv) <= c.distance)
+                .is_some_and(|hv| rng_factor * dist.distance(&cv, &hv) <= c.distance)
         });
         if !dominated {
             out.push((c.id.0, c.distance));
@@ -74,7 +79,15 @@ pub fn assign(
         };
         scan_heads(heads, dist, v, k, Some(&both), cands);
     }
-    rng_select(heads, dist, cands, params.replicas, params.eps1, out);
+    rng_select(
+        heads,
+        dist,
+        cands,
+        params.replicas,
+        params.eps1,
+        params.rng_factor,
+        out,
+    );
     Ok(())
 }
 

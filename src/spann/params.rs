@@ -27,6 +27,12 @@ pub struct SpannParams {
     pub replica_candidates: usize,
     /// ε₁ of the closure rule: replicas only at d(x, c) ≤ (1+ε₁)·d(x, c₁).
     pub eps1: f32,
+    /// Slack of the RNG rule (SPTAG `RNGFactor`): a candidate head c is
+    /// skipped when a chosen head c' has `rng_factor`·d(c, c') ≤ d(x, c).
+    /// 1 is the plain rule; larger keeps more replicas. Absent in older
+    /// `meta` files, which used 1.
+    #[serde(default = "one")]
+    pub rng_factor: f32,
     /// How vectors are stored in postings.
     pub encoding: Encoding,
     /// Posting length limit in 4 KiB pages; a longer posting is split.
@@ -48,6 +54,10 @@ pub struct SpannParams {
     pub seed: u64,
 }
 
+fn one() -> f32 {
+    1.0
+}
+
 impl Default for SpannParams {
     fn default() -> Self {
         Self {
@@ -57,6 +67,7 @@ impl Default for SpannParams {
             replicas: 8,
             replica_candidates: 64,
             eps1: 10.0,
+            rng_factor: 1.0,
             encoding: Encoding::F32,
             max_posting_pages: 32,
             min_posting_len: 10,
@@ -73,6 +84,23 @@ impl Default for SpannParams {
 }
 
 impl SpannParams {
+    /// The measured defaults of the SSD tier: what a collection gets
+    /// (`SsdConfig::default`) and what `quiver index --index spann` builds.
+    /// SQ8 heads and [`DEFAULT_SPANN_HEAD_RATIO`](crate::limits::DEFAULT_SPANN_HEAD_RATIO)
+    /// (more, smaller postings in about a tenth of the raw vector bytes),
+    /// f16 postings searched without a re-rank round (one round of reads
+    /// per query), 8 replicas under the plain RNG rule. `Default` keeps the
+    /// older f32 settings for bare indexes and tests. Measurements in
+    /// docs/BENCHMARKS.md, "SSD tier defaults".
+    pub fn recommended() -> Self {
+        Self {
+            head_ratio: crate::limits::DEFAULT_SPANN_HEAD_RATIO,
+            encoding: Encoding::F16,
+            head_encoding: VectorEncoding::Sq8,
+            ..Self::default()
+        }
+    }
+
     /// Checks ranges; an error names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, m: String| Err(SpannError::param(field, m));
@@ -109,6 +137,12 @@ impl SpannParams {
         if self.eps1.is_nan() || self.eps1 < 0.0 {
             return bad("eps1", format!("must be >= 0, got {}", self.eps1));
         }
+        if !(self.rng_factor > 0.0 && self.rng_factor.is_finite()) {
+            return bad(
+                "rng_factor",
+                format!("must be > 0 and finite, got {}", self.rng_factor),
+            );
+        }
         if !(1..=4096).contains(&self.max_posting_pages) {
             return bad(
                 "max_posting_pages",
@@ -128,11 +162,29 @@ pub struct SearchParams {
     /// `1+ε₂` of query-aware pruning: read only heads with d(q, c) ≤ ratio·d(q, c₁)
     /// (SPTAG `MaxDistRatio`); `None` reads all `nprobe`.
     pub max_dist_ratio: Option<f32>,
-    /// Beam width of the head HNSW search (raised to `nprobe`).
+    /// Beam width of the head HNSW search, raised to
+    /// [`SPANN_HEAD_EF_PER_NPROBE`](crate::limits::SPANN_HEAD_EF_PER_NPROBE)
+    /// × `nprobe`.
     pub head_ef: usize,
     /// Candidates re-ranked at full precision when postings are compressed
-    /// (raised to `k`).
+    /// (raised to `k`), in a second round of reads; 0 keeps the posting
+    /// codes' distances (one round; right for f16, lossy for SQ8), except
+    /// in an exhaustive search (`nprobe` ≥ live heads), which re-ranks so
+    /// that it stays exact. See [`SearchParams::rerank_for`].
     pub rerank: usize,
+}
+
+impl SearchParams {
+    /// The default `rerank` for postings stored as `encoding`: SQ8 codes
+    /// need the re-rank ([`DEFAULT_SQ8_RERANK`](crate::limits::DEFAULT_SQ8_RERANK)
+    /// candidates); f16 codes rank the top `k` as f32 vectors do, so they
+    /// skip it and a query reads in one round; f32 postings are exact.
+    pub fn rerank_for(encoding: Encoding) -> usize {
+        match encoding {
+            Encoding::Sq8 => crate::limits::DEFAULT_SQ8_RERANK,
+            Encoding::F16 | Encoding::F32 => 0,
+        }
+    }
 }
 
 impl Default for SearchParams {
@@ -141,7 +193,44 @@ impl Default for SearchParams {
             nprobe: 32,
             max_dist_ratio: None,
             head_ef: 128,
-            rerank: 64,
+            rerank: crate::limits::DEFAULT_SQ8_RERANK,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `meta` files and collection configs written before `rng_factor`
+    /// existed open with the plain RNG rule they were built with.
+    #[test]
+    fn settings_without_rng_factor_mean_the_plain_rule() {
+        let mut v = serde_json::to_value(SpannParams::recommended()).unwrap();
+        v.as_object_mut().unwrap().remove("rng_factor");
+        let p: SpannParams = serde_json::from_value(v).unwrap();
+        assert_eq!(p.rng_factor, 1.0);
+        assert_eq!(p, SpannParams::recommended());
+    }
+
+    #[test]
+    fn recommended_is_valid_and_bad_rng_factor_is_named() {
+        SpannParams::recommended().validate().unwrap();
+        let bad = SpannParams {
+            rng_factor: 0.0,
+            ..SpannParams::recommended()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("rng_factor"));
+    }
+
+    #[test]
+    fn rerank_only_for_sq8_postings() {
+        assert_eq!(SearchParams::rerank_for(Encoding::Sq8), 64);
+        assert_eq!(SearchParams::rerank_for(Encoding::F16), 0);
+        assert_eq!(SearchParams::rerank_for(Encoding::F32), 0);
     }
 }

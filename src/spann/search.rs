@@ -1,8 +1,8 @@
 //! Queries: nearest heads from the in-memory graph (or all live heads,
 //! scanned, when `nprobe` covers them), query-aware pruning (ε₂), every kept
 //! posting read and scanned in parallel in one I/O round, replicas
-//! deduplicated, and for compressed postings a second round that re-ranks
-//! the best candidates with full-precision vectors. A search takes no lock
+//! deduplicated, and for compressed postings (unless `rerank` is 0) a second
+//! round that re-ranks the best candidates with full-precision vectors. A search takes no lock
 //! across I/O: it pins the epoch (so the extents it reads stay intact),
 //! copies each posting's slot, and checks the deleted bits again last.
 
@@ -17,6 +17,7 @@ use super::slots::State;
 use super::versions;
 use super::{assign, PostingSlot, Result, SearchParams, Spann, SpannError};
 use crate::hnsw::{Neighbor, NodeId};
+use crate::limits;
 use crate::score::{CodeQuery, Prepared};
 
 /// One result.
@@ -149,9 +150,11 @@ impl Spann {
             return Ok((Vec::new(), stats));
         }
         let _pin = self.epochs.pin();
+        let mut exhaustive = false;
         let heads = {
             let g = self.heads.read();
             if sp.nprobe >= g.live_len() {
+                exhaustive = true;
                 // Every posting is probed: take all live heads by a scan
                 // (exact, and cheaper than a graph walk with that beam).
                 let mut all = Vec::with_capacity(g.live_len());
@@ -159,7 +162,12 @@ impl Spann {
                 assign::scan_heads(&g, &self.dist, q, sp.nprobe, Some(&published), &mut all);
                 all
             } else {
-                g.search(q, sp.nprobe, sp.head_ef.max(sp.nprobe))?
+                // The beam scales with nprobe: a beam of nprobe misses heads
+                // whose postings hold true neighbours (docs/BENCHMARKS.md).
+                let ef = sp
+                    .head_ef
+                    .max(sp.nprobe.saturating_mul(limits::SPANN_HEAD_EF_PER_NPROBE));
+                g.search(q, sp.nprobe, ef)?
             }
         };
         stats.heads = heads.len();
@@ -171,8 +179,16 @@ impl Spann {
                 (c.state != State::Unborn && c.slot.bytes > 0).then_some((h.id.0, c.slot))
             })
             .collect();
-        let lossy = self.codec.lossy();
-        let r = if lossy { sp.rerank.max(k) } else { k };
+        // Re-rank (a second round of reads) only for lossy codes and when
+        // asked: f16 codes rank about as f32 do, so `rerank` 0 keeps one
+        // round. An exhaustive search re-ranks anyway, so it stays exact.
+        let rerank = if exhaustive {
+            sp.rerank.max(limits::DEFAULT_SQ8_RERANK)
+        } else {
+            sp.rerank
+        };
+        let lossy = self.codec.lossy() && rerank > 0;
+        let r = if lossy { rerank.max(k) } else { k };
         let cd = CodeQuery::new(&self.codec, query);
 
         // Round 1: read and scan every kept posting: those in the page cache

@@ -93,6 +93,21 @@ impl Spann {
         Ok(counts)
     }
 
+    /// The live member ids of head `h`'s posting (empty for a retired or
+    /// unknown head): which postings hold a vector, for recall diagnostics
+    /// (`examples/spann_recall.rs`). Reads the posting.
+    pub fn posting_members(&self, h: u32) -> Result<Vec<u32>> {
+        let _pin = self.epochs.pin();
+        if h as usize >= self.heads.read().len() {
+            return Ok(Vec::new());
+        }
+        let cell = self.slots.get(h as usize).get();
+        if cell.state != State::Live {
+            return Ok(Vec::new());
+        }
+        Ok(self.read_posting(h, cell.slot)?.live.ids)
+    }
+
     /// Space use of `postings.dat`: file, live and reserved bytes, and what
     /// is free now or after the next release.
     pub fn space_stats(&self) -> SpaceStats {
