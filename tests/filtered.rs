@@ -273,3 +273,84 @@ fn filtered_search_on_sq8_segments_scores_with_full_vectors() {
         }
     }
 }
+
+/// Recall of filtered search on the real attributes of minilm-npm-384 (the
+/// first 20,000 points, all in memory, default `ef`): equality, a correlated
+/// scope, IN, a range and a large unscoped filter each reach recall@10
+/// ≥ 0.95 against brute force over their matching points.
+#[test]
+fn filtered_recall_on_the_real_attributes() {
+    let Some(d) = crate::common::minilm() else {
+        return;
+    };
+    let n = 20_000;
+    let base = quiver::dataset::load_vectors(d.join("base.fbin"), Some(n)).unwrap();
+    let queries = quiver::dataset::load_vectors(d.join("query.fbin"), Some(200)).unwrap();
+    let text = std::fs::read_to_string(d.join("attributes.jsonl")).unwrap();
+    let payloads: Vec<Payload> = text
+        .lines()
+        .take(n)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CollectionConfig {
+        fsync: FsyncPolicy::Never,
+        ssd: None,
+        ..CollectionConfig::builder(base.dim, Metric::Cosine)
+            .payload_index("scope", FieldType::Keyword)
+            .payload_index("downloads", FieldType::Integer)
+            .build()
+            .unwrap()
+    };
+    let col = Collection::create(dir.path(), cfg).unwrap();
+    for start in (0..n).step_by(1000) {
+        let pts = (start..(start + 1000).min(n))
+            .map(|i| Point {
+                id: i as u64,
+                vector: base.row(i).to_vec(),
+                payload: Some(payloads[i].clone()),
+            })
+            .collect();
+        col.upsert(pts).unwrap();
+    }
+    let kern = Metric::Cosine.kernel();
+    let unit = |v: &[f32]| {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / norm).collect::<Vec<f32>>()
+    };
+    for text in [
+        r#"{"must": [{"match": {"key": "scope", "value": "@types"}}]}"#,
+        r#"{"must": [{"match": {"key": "scope", "value": ""}}]}"#,
+        r#"{"must": [{"match_any": {"key": "scope", "values": ["@stdlib", "@aws-sdk", "@azure"]}}]}"#,
+        r#"{"must": [{"range": {"key": "downloads", "gte": 1000000}}]}"#,
+        r#"{"must": [{"match": {"key": "scope", "value": "@types"}}, {"range": {"key": "downloads", "gte": 100000}}]}"#,
+    ] {
+        let f = json::parse(text, "filter").unwrap();
+        let matching: Vec<usize> = (0..n)
+            .filter(|&i| matches(&f, i as u64, Some(&payloads[i])))
+            .collect();
+        let (mut hit, mut total) = (0, 0);
+        for q in queries.rows() {
+            let qn = unit(q);
+            let mut all: Vec<(f32, u64)> = matching
+                .iter()
+                .map(|&i| (kern.distance(&qn, &unit(base.row(i))), i as u64))
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let want: Vec<u64> = all.iter().take(10).map(|x| x.1).collect();
+            let got = col
+                .search(&SearchRequest {
+                    vector: q.to_vec(),
+                    k: 10,
+                    filter: Some(f.clone()),
+                    ..Default::default()
+                })
+                .unwrap();
+            total += want.len();
+            hit += got.iter().filter(|r| want.contains(&r.id)).count();
+        }
+        let recall = hit as f64 / total.max(1) as f64;
+        eprintln!("{text}: {} matching, recall@10 {recall:.4}", matching.len());
+        assert!(recall >= 0.95, "{text}: recall@10 {recall:.4}");
+    }
+}
