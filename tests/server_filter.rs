@@ -57,7 +57,10 @@ fn must(cs: Vec<pb::Condition>) -> Option<pb::Filter> {
 /// Point i: vector (i, 0), `cat` = "even"/"odd", `n` = i, `tags` = ["t{i%3}"], `gone` null for i % 10 == 0.
 fn point(i: u64) -> pb::Point {
     let mut payload = BTreeMap::new();
-    payload.insert("cat".into(), kw(if i % 2 == 0 { "even" } else { "odd" }));
+    payload.insert(
+        "cat".into(),
+        kw(if i.is_multiple_of(2) { "even" } else { "odd" }),
+    );
     payload.insert("n".into(), int(i as i64));
     payload.insert(
         "tags".into(),
@@ -67,7 +70,7 @@ fn point(i: u64) -> pb::Point {
             })),
         },
     );
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         payload.insert(
             "gone".into(),
             pb::Value {

@@ -194,20 +194,7 @@ impl Collection {
             te.postings += st.postings as u64;
             te.distances += st.scanned as u64;
             te.visited += st.scanned as u64;
-            let current = {
-                let map = self.map.read();
-                hits.iter()
-                    .filter(|&&(_, slot)| {
-                        t.point_id(slot).is_some_and(|id| {
-                            map.get(&id)
-                                == Some(&Loc {
-                                    seg: SSD,
-                                    node: NodeId(slot),
-                                })
-                        })
-                    })
-                    .count()
-            };
+            let current = self.current_ssd_hits(t, &hits);
             if current >= k {
                 return Ok(hits);
             }

@@ -189,25 +189,28 @@ impl Collection {
         let mut want = k;
         loop {
             let hits = t.search(vector, want, nprobe)?;
-            let current = {
-                let map = self.map.read();
-                hits.iter()
-                    .filter(|&&(_, slot)| {
-                        t.point_id(slot).is_some_and(|id| {
-                            map.get(&id)
-                                == Some(&Loc {
-                                    seg: SSD,
-                                    node: NodeId(slot),
-                                })
-                        })
-                    })
-                    .count()
-            };
+            let current = self.current_ssd_hits(t, &hits);
             if current >= k || hits.len() < want || want >= MAX_K * 4 {
                 return Ok(hits);
             }
             want = (want * 2).max(want + 16);
         }
+    }
+
+    /// How many of the SSD tier's `hits` are the current copy of their point.
+    pub(super) fn current_ssd_hits(&self, t: &SsdTier, hits: &[(f32, u32)]) -> usize {
+        let map = self.map.read();
+        hits.iter()
+            .filter(|&&(_, slot)| {
+                t.point_id(slot).is_some_and(|id| {
+                    map.get(&id)
+                        == Some(&Loc {
+                            seg: SSD,
+                            node: NodeId(slot),
+                        })
+                })
+            })
+            .count()
     }
 
     /// Whether `req` is a short search that only reads memory: the

@@ -39,6 +39,29 @@ impl FilterStats {
     }
 }
 
+/// Keeps `c` in `heap` if it is among the `k` nearest so far.
+fn push_top(heap: &mut std::collections::BinaryHeap<Candidate>, c: Candidate, k: usize) {
+    if heap.len() < k {
+        heap.push(c);
+    } else if heap.peek().is_some_and(|t| c.dist < t.dist) {
+        heap.pop();
+        heap.push(c);
+    }
+}
+
+/// The heap's candidates as neighbours, nearest first (ties by id).
+fn nearest_first(heap: std::collections::BinaryHeap<Candidate>) -> Vec<Neighbor> {
+    let mut out: Vec<Neighbor> = heap
+        .into_iter()
+        .map(|c| Neighbor {
+            id: NodeId(c.id),
+            distance: c.dist,
+        })
+        .collect();
+    out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+    out
+}
+
 impl Hnsw {
     /// Checks a prepared query's dimension and metric against the index.
     pub(crate) fn check_prepared<'q>(&self, query: Prepared<'q>) -> Result<&'q [f32]> {
@@ -160,22 +183,9 @@ impl Hnsw {
                 let dist = kernel.distance(q, v);
                 stats.distances += 1;
                 stats.visited += 1;
-                if heap.len() < k {
-                    heap.push(Candidate { dist, id: n });
-                } else if heap.peek().is_some_and(|t| dist < t.dist) {
-                    heap.pop();
-                    heap.push(Candidate { dist, id: n });
-                }
+                push_top(&mut heap, Candidate { dist, id: n }, k);
             }
-            let mut out: Vec<Neighbor> = heap
-                .into_iter()
-                .map(|c| Neighbor {
-                    id: NodeId(c.id),
-                    distance: c.dist,
-                })
-                .collect();
-            out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-            return Ok(out);
+            return Ok(nearest_first(heap));
         }
         let mut s = self.pool.take(0);
         let mut tmp = std::mem::take(&mut s.query_tmp);
@@ -189,25 +199,12 @@ impl Hnsw {
                 let dist = d.dist(n);
                 stats.distances += 1;
                 stats.visited += 1;
-                if heap.len() < k {
-                    heap.push(Candidate { dist, id: n });
-                } else if heap.peek().is_some_and(|t| dist < t.dist) {
-                    heap.pop();
-                    heap.push(Candidate { dist, id: n });
-                }
+                push_top(&mut heap, Candidate { dist, id: n }, k);
             }
         });
         s.query_tmp = tmp;
         self.pool.give(s);
-        let mut out: Vec<Neighbor> = heap
-            .into_iter()
-            .map(|c| Neighbor {
-                id: NodeId(c.id),
-                distance: c.dist,
-            })
-            .collect();
-        out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-        Ok(out)
+        Ok(nearest_first(heap))
     }
 
     /// Layer-0 beam search from `ep` admitting only nodes passing `ok` to
