@@ -75,33 +75,21 @@ impl Collection {
         IdSnapshot::of(f, &self.map.read())
     }
 
-    /// The slots of `sel` whose point is current in tier `seg` (for a
-    /// segment being merged, also those whose SSD copy is current).
-    fn current_slots(
-        &self,
-        seg: u32,
-        sel: &RoaringBitmap,
-        s: Option<&Segment>,
-        t: Option<&SsdTier>,
-    ) -> RoaringBitmap {
+    /// The SSD slots of `sel` whose point is current there. The SSD tier
+    /// holds live copies that are not current while a merge is in flight
+    /// (inserted, not yet switched to), which an exact scan of it must not
+    /// let crowd current ones out.
+    fn current_ssd_slots(&self, sel: &RoaringBitmap, t: &SsdTier) -> RoaringBitmap {
         let map = self.map.read();
         sel.iter()
             .filter(|&slot| {
-                let node = NodeId(slot);
-                let (id, copy) = match (s, t) {
-                    (Some(s), _) => (
-                        s.point_id(node),
-                        s.merged_slot(node).map(|c| Loc {
-                            seg: SSD,
-                            node: NodeId(c),
-                        }),
-                    ),
-                    (None, Some(t)) => (t.point_id(slot), None),
-                    (None, None) => (None, None),
+                let here = Loc {
+                    seg: SSD,
+                    node: NodeId(slot),
                 };
-                let here = Loc { seg, node };
-                id.and_then(|id| map.get(&id))
-                    .is_some_and(|l| *l == here || Some(*l) == copy)
+                t.point_id(slot)
+                    .and_then(|id| map.get(&id))
+                    .is_some_and(|l| *l == here)
             })
             .collect()
     }
@@ -129,9 +117,13 @@ impl Collection {
             let mut st = FilterStats::default();
             let hits = match kind {
                 PlanKind::ExactScan => {
-                    let current = self.current_slots(s.id, &sel.slots, Some(s), None);
-                    explain.matching_scanned += current.len();
-                    s.hnsw.scan_allowed(q, k, &current, &mut st)?
+                    // A segment's live nodes are its current points (a
+                    // replaced or deleted copy is deleted from the graph
+                    // under the writer lock; a merged one is current through
+                    // its SSD copy), so no per-slot check of the id map.
+                    let hits = s.hnsw.scan_allowed(q, k, &sel.slots, &mut st)?;
+                    explain.matching_scanned += st.visited;
+                    hits
                 }
                 PlanKind::FilteredGraph => {
                     let dense = sel.dense();
@@ -155,7 +147,7 @@ impl Collection {
             let mut te = tier_explain("ssd".into(), t.table().len(), &sel, kind);
             let hits = match kind {
                 PlanKind::ExactScan => {
-                    let current = self.current_slots(SSD, &sel.slots, None, Some(t));
+                    let current = self.current_ssd_slots(&sel.slots, t);
                     explain.matching_scanned += current.len();
                     let (hits, st) = t.search_among(q, k, &current)?;
                     te.distances = st.scanned as u64;
