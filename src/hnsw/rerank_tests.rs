@@ -149,15 +149,21 @@ fn mapped_vector_file_gives_the_same_results() {
     let all = clustered(n + 30, dim, 11);
     let (data, queries) = all.split_at(n * dim);
     let metric = Metric::Cosine;
+    // One graph (node levels are random per build), loaded twice.
+    let dir = tempfile::tempdir().unwrap();
+    let graph = dir.path().join("g.hnsw");
+    Hnsw::build(data, dim, metric, params(), false)
+        .unwrap()
+        .save(&graph)
+        .unwrap();
     let build = || {
-        Hnsw::build(data, dim, metric, params(), false)
+        Hnsw::load(&graph, 0)
             .unwrap()
             .reencode_exact(VectorEncoding::Sq8)
             .unwrap()
     };
     let memory = build();
     let mut mapped = build();
-    let dir = tempfile::tempdir().unwrap();
     let before = mapped.memory_bytes();
     mapped
         .spill_exact_vectors(&quiver_storage::backend::FsBackend, dir.path(), "v.qvf")
