@@ -89,6 +89,24 @@ impl Filter {
         }
     }
 
+    /// The `must`, `should` and `must_not` lists of a combination, by name
+    /// (none for a leaf).
+    pub fn lists(&self) -> [(&'static str, &[Filter]); 3] {
+        match self {
+            Filter::Bool {
+                must,
+                should,
+                must_not,
+            } => [("must", must), ("should", should), ("must_not", must_not)],
+            _ => [("must", &[]), ("should", &[]), ("must_not", &[])],
+        }
+    }
+
+    /// The filters a combination holds (none for a leaf).
+    pub fn children(&self) -> impl Iterator<Item = &Filter> {
+        self.lists().into_iter().flat_map(|(_, l)| l.iter())
+    }
+
     /// The payload field a leaf condition reads (`None` for `has_id` and
     /// combinations).
     pub fn key(&self) -> Option<&str> {
@@ -191,12 +209,8 @@ impl Filter {
         kind_of: &dyn Fn(&str) -> Option<super::FieldType>,
     ) -> Result<(), FilterError> {
         match self {
-            Filter::Bool {
-                must,
-                should,
-                must_not,
-            } => {
-                for (name, list) in [("must", must), ("should", should), ("must_not", must_not)] {
+            Filter::Bool { .. } => {
+                for (name, list) in self.lists() {
                     for (i, f) in list.iter().enumerate() {
                         f.check_types(&format!("{path}.{name}[{i}]"), kind_of)?;
                     }
@@ -229,35 +243,7 @@ impl Filter {
     fn collect_ids(&self, out: &mut Vec<PointId>) {
         match self {
             Filter::HasId { ids } => out.extend_from_slice(ids),
-            Filter::Bool {
-                must,
-                should,
-                must_not,
-            } => must
-                .iter()
-                .chain(should)
-                .chain(must_not)
-                .for_each(|f| f.collect_ids(out)),
-            _ => {}
-        }
-    }
-
-    /// Conditions (leaves and combinations) in the filter.
-    pub fn size(&self) -> usize {
-        match self {
-            Filter::Bool {
-                must,
-                should,
-                must_not,
-            } => {
-                1 + must
-                    .iter()
-                    .chain(should)
-                    .chain(must_not)
-                    .map(Filter::size)
-                    .sum::<usize>()
-            }
-            _ => 1,
+            f => f.children().for_each(|c| c.collect_ids(out)),
         }
     }
 }

@@ -144,15 +144,7 @@ impl SlotSpace<'_> {
     fn is_indexed(&self, f: &Filter) -> bool {
         match f {
             Filter::HasId { .. } => true,
-            Filter::Bool {
-                must,
-                should,
-                must_not,
-            } => must
-                .iter()
-                .chain(should)
-                .chain(must_not)
-                .all(|c| self.is_indexed(c)),
+            Filter::Bool { .. } => f.children().all(|c| self.is_indexed(c)),
             leaf => leaf
                 .key()
                 .is_some_and(|k| self.index.field_type(k).is_some()),

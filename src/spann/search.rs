@@ -223,18 +223,29 @@ impl Spann {
             all.sort_unstable();
         }
         // Deletes that landed while the postings were scanned.
+        Ok(self.finish(all, k, stats, started))
+    }
+
+    /// The `k` nearest of the sorted candidates `all` still live (deletes
+    /// may have landed while they were read), as hits, with the query's time.
+    fn finish(
+        &self,
+        mut all: Vec<Cand>,
+        k: usize,
+        mut stats: SearchStats,
+        started: Instant,
+    ) -> (Vec<Hit>, SearchStats) {
         all.retain(|c| self.contains(c.1));
         all.truncate(k);
         stats.latency_us = started.elapsed().as_secs_f64() * 1e6;
-        Ok((
-            all.into_iter()
-                .map(|c| Hit {
-                    id: c.1,
-                    distance: c.0,
-                })
-                .collect(),
-            stats,
-        ))
+        let hits = all
+            .into_iter()
+            .map(|c| Hit {
+                id: c.1,
+                distance: c.0,
+            })
+            .collect();
+        (hits, stats)
     }
 
     /// The full-precision vectors file (lossy indexes keep one for re-ranking).
@@ -307,18 +318,7 @@ impl Spann {
         stats.rounds = usize::from(!live.is_empty());
         stats.bytes = bytes;
         all.sort_unstable();
-        all.retain(|c| self.contains(c.1));
-        all.truncate(k);
-        stats.latency_us = started.elapsed().as_secs_f64() * 1e6;
-        Ok((
-            all.into_iter()
-                .map(|c| Hit {
-                    id: c.1,
-                    distance: c.0,
-                })
-                .collect(),
-            stats,
-        ))
+        Ok(self.finish(all, k, stats, started))
     }
 
     /// Heads kept after query-aware pruning.
