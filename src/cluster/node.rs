@@ -478,4 +478,49 @@ impl Node {
         })
         .await;
     }
+
+    /// Per-shard gauges for `/metrics`: role, term, replication-log
+    /// position, and each follower's lag behind a leader.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let replicas = self.replica_list();
+        let families = [
+            ("quiver_shard_leader", "1 when this node leads the shard, else 0."),
+            ("quiver_shard_term", "Highest term this replica has seen."),
+            ("quiver_shard_lsn", "Last replication-log position this replica holds durably."),
+        ];
+        for (i, (name, help)) in families.iter().enumerate() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for r in &replicas {
+                let p = r.position();
+                let v = match i {
+                    0 => u64::from(r.leads().is_some()),
+                    1 => p.term,
+                    _ => p.last_lsn,
+                };
+                let _ = writeln!(out, "{name}{{collection=\"{}\",shard=\"{}\"}} {v}", r.collection, r.shard);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP quiver_shard_follower_lag Records a follower lacks, as its leader sees it.\n# TYPE quiver_shard_follower_lag gauge"
+        );
+        for r in replicas.iter().filter(|r| r.leads().is_some()) {
+            let last = r.position().last_lsn;
+            for (follower, f) in r.followers.lock().iter() {
+                let _ = writeln!(
+                    out,
+                    "quiver_shard_follower_lag{{collection=\"{}\",shard=\"{}\",follower=\"{follower}\"}} {}",
+                    r.collection,
+                    r.shard,
+                    last.saturating_sub(f.matched)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP quiver_cluster_lease_fresh 1 while this node's etcd lease is renewed in time.\n# TYPE quiver_cluster_lease_fresh gauge\nquiver_cluster_lease_fresh {}",
+            u64::from(self.fresh_lease().is_some())
+        );
+    }
 }

@@ -17,6 +17,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::metrics::{render, RequestMetrics};
 use super::registry::Registry;
 
+/// More metric families appended to the exposition (cluster mode's per-shard gauges).
+pub type ExtraMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
+
 /// Path of the exposition.
 pub const PATH: &str = "/metrics";
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -27,6 +30,7 @@ pub fn spawn(
     listener: TcpListener,
     requests: Arc<RequestMetrics>,
     registry: Arc<Registry>,
+    extra: Option<ExtraMetrics>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut connections = JoinSet::new();
@@ -40,10 +44,11 @@ pub fn spawn(
                 }
             };
             while connections.try_join_next().is_some() {}
-            let (requests, registry) = (requests.clone(), registry.clone());
+            let (requests, registry, extra) = (requests.clone(), registry.clone(), extra.clone());
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (requests, registry) = (requests.clone(), registry.clone());
-                async move { Ok::<_, Infallible>(answer(&req, requests, registry).await) }
+                let (requests, registry, extra) =
+                    (requests.clone(), registry.clone(), extra.clone());
+                async move { Ok::<_, Infallible>(answer(&req, requests, registry, extra).await) }
             });
             connections.spawn(async move {
                 let served = hyper::server::conn::http1::Builder::new()
@@ -63,6 +68,7 @@ async fn answer(
     req: &Request<Incoming>,
     requests: Arc<RequestMetrics>,
     registry: Arc<Registry>,
+    extra: Option<ExtraMetrics>,
 ) -> Response<Full<Bytes>> {
     let plain = |status: StatusCode, text: &'static str| {
         let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
@@ -79,7 +85,15 @@ async fn answer(
         return plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }
     // Stats take brief collection locks: keep them off the async workers.
-    let text = match tokio::task::spawn_blocking(move || render(&requests, &registry)).await {
+    let text = match tokio::task::spawn_blocking(move || {
+        let mut text = render(&requests, &registry);
+        if let Some(extra) = extra {
+            extra(&mut text);
+        }
+        text
+    })
+    .await
+    {
         Ok(text) => text,
         Err(e) => {
             tracing::error!(error = %e, "rendering metrics failed");

@@ -382,7 +382,10 @@ pub async fn serve(
     let local = listener.local_addr().unwrap_or(opts.addr);
     let metrics_task = metrics_listener.map(|l| {
         let at = l.local_addr().ok();
-        let task = metrics_http::spawn(l, requests.clone(), registry.clone());
+        let extra = cluster.clone().map(|node| {
+            Arc::new(move |out: &mut String| node.render_metrics(out)) as metrics_http::ExtraMetrics
+        });
+        let task = metrics_http::spawn(l, requests.clone(), registry.clone(), extra);
         (task, at)
     });
     let metrics_at = metrics_task.as_ref().and_then(|(_, at)| *at).map_or_else(
