@@ -50,6 +50,26 @@ async fn tick(node: &Arc<Node>, r: &Arc<Replica>, lease: Option<i64>) -> Result<
     if let Some(l) = view.leader(&r.collection, r.shard) {
         if l.node != node.id {
             r.observe_term(l.term);
+            return Ok(());
+        }
+        // This node's key under its current lease: it stepped down when a
+        // renewal came late, and the lease held after all. No other node
+        // can have led since (a claim needs the key absent): lead again.
+        let key_lease = view
+            .leader_leases
+            .get(&(r.collection.clone(), r.shard))
+            .copied();
+        if r.leads().is_none()
+            && lease.is_some()
+            && key_lease == lease
+            && r.term.load(Ordering::Acquire) <= l.term
+        {
+            let replicas = view
+                .collections
+                .get(&r.collection)
+                .map(|c| c.replicas(r.shard).to_vec())
+                .unwrap_or_default();
+            become_leader(node, r, l.term, replicas);
         }
         return Ok(());
     }
@@ -118,7 +138,15 @@ async fn tick(node: &Arc<Node>, r: &Arc<Replica>, lease: Option<i64>) -> Result<
         node.poke();
         return Ok(());
     }
-    r.observe_term(new_term);
+    become_leader(node, r, new_term, replicas);
+    node.poke();
+    Ok(())
+}
+
+/// Starts leading `r` in `term`: every follower is out of sync until a
+/// catch-up brings it back.
+fn become_leader(node: &Arc<Node>, r: &Arc<Replica>, term: u64, replicas: Vec<String>) {
+    r.observe_term(term);
     {
         let mut f = r.followers.lock();
         f.clear();
@@ -126,11 +154,9 @@ async fn tick(node: &Arc<Node>, r: &Arc<Replica>, lease: Option<i64>) -> Result<
             f.insert(other.clone(), Follower::default());
         }
     }
-    r.leading.store(new_term, Ordering::Release);
-    tracing::info!(collection = %r.collection, shard = r.shard, term = new_term, lsn = mine.last_lsn, "leading shard");
+    r.leading.store(term, Ordering::Release);
+    tracing::info!(collection = %r.collection, shard = r.shard, term, lsn = r.position().last_lsn, "leading shard");
     for other in replicas.into_iter().filter(|n| *n != node.id) {
         super::leader::spawn_catch_up(node.clone(), r.clone(), other);
     }
-    node.poke();
-    Ok(())
 }

@@ -24,8 +24,10 @@ use pb::compare::{CompareResult, CompareTarget, TargetUnion};
 use pb::request_op::Request as Op;
 
 /// How long one etcd call may take before the next endpoint is tried.
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(800);
+/// Short enough that a dead member costs a lease renewal well under the
+/// leadership margin (1 s) before the next member answers.
+const CALL_TIMEOUT: Duration = Duration::from_millis(900);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Why an etcd call failed on every endpoint.
 #[derive(Debug, thiserror::Error)]

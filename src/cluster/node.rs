@@ -141,10 +141,27 @@ impl Node {
             joined: AtomicBool::new(false),
         });
         node.open_replicas().await?;
-        let renewed = Instant::now();
-        let lease = node.etcd.grant(LEASE_TTL_SECS).await?;
-        node.register(lease).await?;
-        *node.lease.lock() = Lease { id: lease, renewed };
+        // etcd may be restarting too: retry the lease and the registration.
+        let started = Instant::now();
+        loop {
+            let renewed = Instant::now();
+            let attempt = async {
+                let lease = node.etcd.grant(LEASE_TTL_SECS).await?;
+                node.register(lease).await?;
+                Ok::<_, ClusterError>(lease)
+            };
+            match attempt.await {
+                Ok(lease) => {
+                    *node.lease.lock() = Lease { id: lease, renewed };
+                    break;
+                }
+                Err(ClusterError::Etcd(e)) if started.elapsed() < JOIN_TIMEOUT => {
+                    tracing::warn!(error = %e, "registering with etcd; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         node.refresh().await.map_err(ClusterError::Etcd)?;
         node.clone().spawn_tasks();
         node.joined.store(true, Ordering::Release);
@@ -479,15 +496,34 @@ impl Node {
         .await;
     }
 
+    /// Stops leading and revokes the lease (its node and leader keys go
+    /// with it), so other replicas take over at once.
+    pub async fn leave(&self) {
+        for r in self.replica_list() {
+            r.leading.store(0, Ordering::Release);
+        }
+        let id = self.lease.lock().id;
+        match self.etcd.revoke(id).await {
+            Ok(()) => tracing::info!(node = %self.id, "left the cluster"),
+            Err(e) => tracing::warn!(error = %e, "revoking the lease on shutdown"),
+        }
+    }
+
     /// Per-shard gauges for `/metrics`: role, term, replication-log
     /// position, and each follower's lag behind a leader.
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
         let replicas = self.replica_list();
         let families = [
-            ("quiver_shard_leader", "1 when this node leads the shard, else 0."),
+            (
+                "quiver_shard_leader",
+                "1 when this node leads the shard, else 0.",
+            ),
             ("quiver_shard_term", "Highest term this replica has seen."),
-            ("quiver_shard_lsn", "Last replication-log position this replica holds durably."),
+            (
+                "quiver_shard_lsn",
+                "Last replication-log position this replica holds durably.",
+            ),
         ];
         for (i, (name, help)) in families.iter().enumerate() {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -498,7 +534,11 @@ impl Node {
                     1 => p.term,
                     _ => p.last_lsn,
                 };
-                let _ = writeln!(out, "{name}{{collection=\"{}\",shard=\"{}\"}} {v}", r.collection, r.shard);
+                let _ = writeln!(
+                    out,
+                    "{name}{{collection=\"{}\",shard=\"{}\"}} {v}",
+                    r.collection, r.shard
+                );
             }
         }
         let _ = writeln!(

@@ -48,6 +48,8 @@ pub struct View {
     pub collections: BTreeMap<String, CatalogItem>,
     /// (collection, shard) → current leader.
     pub leaders: BTreeMap<(String, u32), pb::LeaderRecord>,
+    /// (collection, shard) → the etcd lease the leader key lives under.
+    pub leader_leases: BTreeMap<(String, u32), i64>,
     /// (collection, shard) → (last term, etcd mod revision of the term key).
     pub terms: BTreeMap<(String, u32), (u64, i64)>,
 }
@@ -86,6 +88,7 @@ impl View {
                 Some(Key::Leader(name, shard)) => {
                     match pb::LeaderRecord::decode(kv.value.as_slice()) {
                         Ok(l) => {
+                            v.leader_leases.insert((name.clone(), shard), kv.lease);
                             v.leaders.insert((name, shard), l);
                         }
                         Err(_) => bad("leader record"),

@@ -451,6 +451,11 @@ pub async fn serve(
         task.abort();
     }
 
+    if let Some(node) = &cluster {
+        // Leave at once: the shards this node led get new leaders now, not
+        // when the lease would have expired.
+        node.leave().await;
+    }
     let closing = registry.clone();
     tokio::task::spawn_blocking(move || closing.close_all())
         .await
