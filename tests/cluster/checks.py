@@ -84,9 +84,9 @@ def check_points(ledger, found, where):
     return present
 
 
-def check_all(cluster, ledger, log=print):
+def check_all(cluster, ledger, log=print, nodes=None):
     L = ledger
-    nodes = sorted(cluster.nodes)
+    nodes = sorted(nodes or cluster.nodes)
     wait_converged(cluster, nodes[0], log=log)
     ids = sorted(set(L.acked) | L.deleted | set(L.uncertain) | set(L.del_uncertain))
     present = None
