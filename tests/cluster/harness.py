@@ -36,8 +36,9 @@ class QuiverNode(NsProcess):
         self.addr = f"{lab.addr(name)}:{PORT}"
         self.data = data_dir or os.path.join(workdir, "data", name)
         cmd = [binary, "serve", "--data", self.data, "--addr", f"0.0.0.0:{PORT}",
-               "--metrics-addr", "off", "--cluster", cluster_url, "--node-id", name,
-               "--advertise", self.addr]
+               "--metrics-addr", "off"]
+        if cluster_url:  # None: today's single node, in its own namespace
+            cmd += ["--cluster", cluster_url, "--node-id", name, "--advertise", self.addr]
         if cluster_name:
             cmd += ["--cluster-name", cluster_name]
         cmd += list(extra)
