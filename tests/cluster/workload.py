@@ -95,7 +95,8 @@ class Workload:
             if node is None:
                 time.sleep(0.05)
                 continue
-            c = clients.setdefault(node, self.cluster.fresh_client(node, timeout=3.0))
+            c = clients.get(node) or clients.setdefault(
+                node, self.cluster.fresh_client(node, timeout=3.0))
             it += 1
             if it % 6 == 0 and len(L.acked) > 20:
                 with L.lock:
@@ -138,7 +139,8 @@ class Workload:
             if node is None:
                 time.sleep(0.05)
                 continue
-            c = clients.setdefault(node, self.cluster.fresh_client(node, timeout=3.0))
+            c = clients.get(node) or clients.setdefault(
+                node, self.cluster.fresh_client(node, timeout=3.0))
             g = rng.randrange(GROUPS)
             vec = [rng.uniform(-1, 1) for _ in range(DIM)]
             t = time.monotonic()
