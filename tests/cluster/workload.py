@@ -126,7 +126,7 @@ class Workload:
                 for i, v, p in batch:
                     (L.acked if ok else L.uncertain)[i] = (v, p)
                 L.writes.append((time.monotonic(), ok, code))
-            time.sleep(0.01)
+            time.sleep(0.03)
         for c in clients.values():
             c.close()
 
