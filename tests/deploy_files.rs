@@ -451,6 +451,12 @@ fn env_of<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
     c["env"].as_array()?.iter().find(|e| e["name"] == name)
 }
 
+/// Whether every label of `selector` is in `labels` with the same value.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let sel = selector.as_object().expect("a label selector");
+    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
 fn pod_name_from_field_ref(c: &Value) {
     let e = env_of(c, "POD_NAME").expect("POD_NAME env");
     assert_eq!(e["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
@@ -492,8 +498,11 @@ fn kubernetes_cluster_manifests_parse_and_agree() {
     let headless = service(etcd["spec"]["serviceName"].as_str().unwrap());
     assert_eq!(headless["spec"]["clusterIP"], "None");
     assert_eq!(headless["spec"]["publishNotReadyAddresses"], true);
-    let etcd_labels = &etcd["spec"]["template"]["metadata"]["labels"];
-    assert_eq!(&etcd["spec"]["selector"]["matchLabels"], etcd_labels);
+    let etcd_labels = &etcd["spec"]["selector"]["matchLabels"];
+    assert!(selects(
+        etcd_labels,
+        &etcd["spec"]["template"]["metadata"]["labels"]
+    ));
     let ec = &etcd["spec"]["template"]["spec"]["containers"][0];
     pod_name_from_field_ref(ec);
     let args = strings(&ec["args"]);
@@ -549,8 +558,11 @@ fn kubernetes_cluster_manifests_parse_and_agree() {
     );
     let qheadless = service(qhl);
     assert_eq!(qheadless["spec"]["clusterIP"], "None");
-    let qlabels = &q["spec"]["template"]["metadata"]["labels"];
-    assert_eq!(&q["spec"]["selector"]["matchLabels"], qlabels);
+    let qlabels = &q["spec"]["selector"]["matchLabels"];
+    assert!(selects(
+        qlabels,
+        &q["spec"]["template"]["metadata"]["labels"]
+    ));
     for s in &services {
         if s["spec"]["selector"] != *etcd_labels {
             assert_eq!(&s["spec"]["selector"], qlabels, "{}", s["metadata"]["name"]);
