@@ -339,6 +339,7 @@ async fn serve_crud_search_errors_and_restart() {
         .upsert(pb::UpsertRequest {
             collection: "docs".into(),
             points: (0..20).map(point).collect(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -348,10 +349,12 @@ async fn serve_crud_search_errors_and_restart() {
         pb::UpsertRequest {
             collection: "docs".into(),
             points: (20..35).map(point).collect(),
+            ..Default::default()
         },
         pb::UpsertRequest {
             collection: "docs".into(),
             points: (35..N).map(point).collect(),
+            ..Default::default()
         },
     ];
     let mut acks = pts
@@ -387,6 +390,7 @@ async fn serve_crud_search_errors_and_restart() {
         .upsert(pb::UpsertRequest {
             collection: "docs".into(),
             points: bad,
+            ..Default::default()
         })
         .await;
     assert_code(r, Code::InvalidArgument, "points[1].vector");
@@ -442,6 +446,7 @@ async fn serve_crud_search_errors_and_restart() {
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -456,6 +461,7 @@ async fn serve_crud_search_errors_and_restart() {
             ids: vec![3, 999, 4],
             with_payload: true,
             with_vector: true,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -549,6 +555,7 @@ async fn serve_crud_search_errors_and_restart() {
     let too_many = pb::UpsertRequest {
         collection: "docs".into(),
         points: vec![pb::Point::default(); 10_001],
+        ..Default::default()
     };
     assert_code(
         pts.upsert(too_many).await,
@@ -606,6 +613,7 @@ async fn serve_crud_search_errors_and_restart() {
             ids: vec![1, 5],
             with_payload: true,
             with_vector: false,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -107,6 +107,7 @@ async fn filters_through_the_server() {
     pts.upsert(pb::UpsertRequest {
         collection: "f".into(),
         points: (0..200).map(point).collect(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -185,6 +186,7 @@ async fn filters_through_the_server() {
     let count = |filter: Option<pb::Filter>| pb::CountRequest {
         collection: "f".into(),
         filter,
+        ..Default::default()
     };
     assert_eq!(
         pts.count(count(Some(f.clone())))
@@ -235,6 +237,7 @@ async fn filters_through_the_server() {
                 exact: true,
                 ..Default::default()
             }],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -285,6 +288,7 @@ async fn filters_through_the_server() {
                 filter: must(vec![range("cat", Some(1.0), None)]),
                 ..Default::default()
             }],
+            ..Default::default()
         })
         .await,
         Code::InvalidArgument,
@@ -309,6 +313,7 @@ async fn filters_through_the_server() {
             collection: "f".into(),
             ids: vec![0],
             filter: must(vec![range("n", Some(190.0), None)]),
+            ..Default::default()
         })
         .await
         .unwrap()

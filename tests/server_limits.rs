@@ -29,6 +29,7 @@ fn upsert(collection: &str, vector: Vec<f32>) -> pb::UpsertRequest {
             vector,
             payload: Default::default(),
         }],
+        ..Default::default()
     }
 }
 
@@ -125,6 +126,7 @@ async fn messages_over_max_message_bytes_are_resource_exhausted() {
                 payload: Default::default(),
             })
             .collect(),
+        ..Default::default()
     };
 
     // A unary request over the limit (30 x 4 KB): refused before it is read.
@@ -150,6 +152,7 @@ async fn messages_over_max_message_bytes_are_resource_exhausted() {
         ids: (0..30).collect(),
         with_payload: false,
         with_vector: true,
+        ..Default::default()
     };
     let e = pts.get(get.clone()).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");

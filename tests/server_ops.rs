@@ -56,6 +56,7 @@ fn upsert(range: std::ops::Range<u64>) -> pb::UpsertRequest {
     pb::UpsertRequest {
         collection: "docs".into(),
         points: range.map(point).collect(),
+        ..Default::default()
     }
 }
 
@@ -266,6 +267,7 @@ async fn api_keys_guard_every_method_but_health() {
             k: 1,
             ..Default::default()
         }],
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -723,6 +725,7 @@ async fn sigterm_while_replaying_the_wal_exits_cleanly_and_keeps_the_data() {
             .upsert(pb::UpsertRequest {
                 collection: "docs".into(),
                 points: pts,
+                ..Default::default()
             })
             .await
             .unwrap();

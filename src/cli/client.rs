@@ -317,6 +317,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                     .send(pb::UpsertRequest {
                         collection: collection.clone(),
                         points,
+                        ..Default::default()
                     })
                     .await
                     .is_err()

@@ -178,6 +178,7 @@ async fn client(mut points: PointsClient<Authed>, s: Arc<Shared>) -> Vec<Sample>
             let req = pb::UpsertRequest {
                 collection: s.collection.clone(),
                 points: batch,
+                ..Default::default()
             };
             points.upsert(req).await.map(|r| r.into_inner().upserted)
         } else {

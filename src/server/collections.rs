@@ -34,7 +34,19 @@ impl Collections for CollectionsService {
         &self,
         req: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CreateCollectionResponse>, Status> {
-        let new = NewCollection::try_from(req.into_inner())?;
+        let req = req.into_inner();
+        for (field, value) in [
+            ("shards", req.shards),
+            ("replication_factor", req.replication_factor),
+        ] {
+            if value.is_some_and(|v| v != 1) {
+                return Err(invalid(
+                    field,
+                    "needs cluster mode (quiver serve --cluster); a single node holds one copy of one shard",
+                ));
+            }
+        }
+        let new = NewCollection::try_from(req)?;
         validate_name("name", &new.name)?;
         if new.config.dim > self.limits.max_dimension {
             return Err(invalid(

@@ -348,6 +348,7 @@ impl From<Stats> for pb::CollectionStats {
 /// Name, settings and live statistics of a collection.
 pub fn collection_info(name: &str, c: &Collection) -> pb::CollectionInfo {
     pb::CollectionInfo {
+        cluster: None,
         name: name.to_string(),
         settings: Some(c.config().into()),
         stats: Some(c.stats().into()),

@@ -197,7 +197,10 @@ impl Points for PointsService {
             .flatten()
             .map(pb::RetrievedPoint::from)
             .collect();
-        self.reply(pb::GetResponse { points })
+        self.reply(pb::GetResponse {
+            points,
+            missing_shards: Vec::new(),
+        })
     }
 
     async fn count(
@@ -213,6 +216,7 @@ impl Points for PointsService {
                 .map_err(join_error)??,
         };
         Ok(Response::new(pb::CountResponse {
+            missing_shards: Vec::new(),
             count: count as u64,
         }))
     }
@@ -235,6 +239,7 @@ impl Points for PointsService {
         };
         let hits = hits.into_iter().map(pb::ScoredPoint::from).collect();
         self.reply(pb::SearchResponse {
+            missing_shards: Vec::new(),
             hits,
             time_us: self.search_time(self.search_method, started),
             explain: explain.map(Into::into),
@@ -272,6 +277,7 @@ impl Points for PointsService {
             })
             .collect::<Result<Vec<_>, Status>>()?;
         self.reply(pb::SearchBatchResponse {
+            missing_shards: Vec::new(),
             results,
             time_us: self.search_time(self.search_batch_method, started),
         })
@@ -301,6 +307,7 @@ impl Points for PointsService {
         .await
         .map_err(join_error)??;
         self.reply(pb::ScrollResponse {
+            missing_shards: Vec::new(),
             points: records.into_iter().map(pb::RetrievedPoint::from).collect(),
             next,
         })
