@@ -15,6 +15,9 @@ import urllib.request
 
 from procs import NsProcess
 
+# Straight to the members, whatever proxy the environment names.
+_http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 ETCD = os.environ.get("QUIVER_TEST_ETCD", "/usr/bin/etcd")
 
 
@@ -61,8 +64,7 @@ class EtcdCluster:
     def health(self, name, timeout=1.0):
         """True when member `name` answers /health with health true."""
         try:
-            with urllib.request.urlopen(f"http://{self.addrs[name]}:2379/health",
-                                        timeout=timeout) as r:
+            with _http.open(f"http://{self.addrs[name]}:2379/health", timeout=timeout) as r:
                 return json.loads(r.read()).get("health") in (True, "true")
         except (OSError, ValueError):
             return False

@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 import netlab
-from etcd_cluster import EtcdCluster
+from etcd_cluster import EtcdCluster, _http
 from outcome import Failed
 
 
@@ -23,7 +23,7 @@ def put(addr, key, value, timeout=2.0):
     req = urllib.request.Request(f"http://{addr}:2379/v3/kv/put", data=body,
                                  headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with _http.open(req, timeout=timeout) as r:
             return "header" in json.loads(r.read())
     except (OSError, ValueError):
         return False
