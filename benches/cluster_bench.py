@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--batch", type=int, default=500, help="import batch size")
+    ap.add_argument("--setups", default="single,1x1,3x1,1x3",
+                    help="comma-separated subset of single,1x1,3x1,1x3 (the first is the reference)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("cluster_bench: needs root (network namespaces)")
@@ -66,14 +68,19 @@ def main():
         "--metric", "cosine", "--limit", str(args.n), "--out", gt])
     stubs = stubs_mod.load(os.path.join(work, "stubs"))
     rows = []
-    with Cluster(binary, stubs, nodes=3, log=lambda m: print(m, file=sys.stderr)) as c:
+    cluster_nodes = 0 if args.setups == "single" else 3
+    with Cluster(binary, stubs, nodes=cluster_nodes, log=lambda m: print(m, file=sys.stderr)) as c:
         c.start()
         c.lab.add_host("s1")
         single = QuiverNode("s1", c.lab, binary, c.workdir, None)
         c.nodes["s1"] = single
         single.start()
         c.wait_serving(["s1"])
-        for label, shards, rf in SETUPS:
+        keys = {"single": SETUPS[0], "1x1": SETUPS[1], "3x1": SETUPS[2], "1x3": SETUPS[3]}
+        for key in args.setups.split(","):
+            if key not in keys:
+                sys.exit(f"cluster_bench: unknown setup {key!r} (one of {list(keys)})")
+            label, shards, rf = keys[key]
             node = "s1" if shards is None else "n1"
             addr = c.nodes[node].addr
             coll = "bench" if shards is None else f"bench_{shards}x{rf}"
@@ -97,13 +104,14 @@ def main():
                   file=sys.stderr)
     print(f"\n{args.n} vectors of minilm-npm-384 (384-d, cosine), {args.queries} queries, "
           f"k=10, concurrency {args.concurrency}, import batches of {args.batch}; "
-          f"3 quiver nodes + 3 etcd members on {os.cpu_count()} cores\n")
+          f"{cluster_nodes} cluster nodes + 3 etcd members on {os.cpu_count()} cores\n")
     print("| setup | import points/s | search QPS | p50 ms | p99 ms | recall@10 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for label, ingest, qps, p50, p99, recall in rows:
         print(f"| {label} | {ingest:.0f} | {qps:.0f} | {p50:.2f} | {p99:.2f} | {recall:.4f} |")
     ref = rows[0]
-    print()
+    print(f"\ncommand: sudo python3 benches/cluster_bench.py --n {args.n} --queries {args.queries} "
+          f"--concurrency {args.concurrency} --batch {args.batch} --setups {args.setups}")
     for label, ingest, qps, *_ in rows[1:]:
         print(f"- {label}: {qps / ref[2]:.2f}x the single node's QPS, "
               f"{ingest / ref[1]:.2f}x its ingest rate")
