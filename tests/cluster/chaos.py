@@ -147,8 +147,9 @@ def check_searches(ledger, windows, log):
     outside = [s for s in ledger.searches
                if not s[1] and not any(a <= s[0] <= b for a, b in windows)]
     inside = sum(1 for s in ledger.searches if not s[1]) - len(outside)
-    log(f"chaos: {ok} searches answered, {inside} failed inside fault windows, "
-        f"{len(outside)} outside")
+    partial = sum(1 for s in ledger.searches if s[2] == "PARTIAL")
+    log(f"chaos: {ok} searches answered ({partial} partial, allow_partial), {inside} failed "
+        f"inside fault windows, {len(outside)} outside")
     if outside:
         raise Failed(f"{len(outside)} searches failed outside fault windows, e.g. "
                      f"{[(round(t, 1), code, n) for t, _, code, n in outside[:5]]}")

@@ -1,7 +1,9 @@
 """The chaos workload: a writer (majority upserts of fresh ids with
 payloads, and deletes of some acknowledged ids) and a searcher (filtered
 searches, read_consistency any), each in its own thread, sending only to
-the nodes the driver marks up.
+the nodes the driver marks up.  Searches rotate between read_consistency any,
+leader, and leader with allow_partial (an answer listing missing shards
+is recorded as PARTIAL).
 
 Everything is recorded in a `Ledger`: ids whose upsert was acknowledged
 (with the exact vector and payload sent), ids whose upsert failed (they may
@@ -133,6 +135,7 @@ class Workload:
     def _searcher(self):
         rng = random.Random(self.rng.random())
         clients = {}
+        n = 0
         L = self.ledger
         while not self.stop_ev.is_set():
             node = self._entry(rng)
@@ -143,10 +146,16 @@ class Workload:
                 node, self.cluster.fresh_client(node, timeout=3.0))
             g = rng.randrange(GROUPS)
             vec = [rng.uniform(-1, 1) for _ in range(DIM)]
+            # Rotate: any replica, the leaders, the leaders with allow_partial.
+            n += 1
+            rc, partial = [("any", False), ("leader", False), ("leader", True)][n % 3]
             t = time.monotonic()
             try:
-                r = c.search(COLL, vec, k=10, flt=c.match_filter("grp", g), rc="any")
+                r = c.search(COLL, vec, k=10, flt=c.match_filter("grp", g), rc=rc,
+                             allow_partial=partial)
                 ok, code = True, "OK"
+                if r.missing_shards:
+                    code = "PARTIAL"
                 bad = [h.id for h in r.hits if h.payload["grp"].int_value != g]
                 if bad:
                     with L.lock:
