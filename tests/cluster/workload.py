@@ -1,7 +1,7 @@
 """The chaos workload: a writer (majority upserts of fresh ids with
 payloads, and deletes of some acknowledged ids) and a searcher (filtered
-searches, read_consistency any), each in its own thread, sending only to
-the nodes the driver marks up.  Searches rotate between read_consistency any,
+searches), each in its own thread, sending only to the nodes the driver
+marks up.  Searches rotate between read_consistency any,
 leader, and leader with allow_partial (an answer listing missing shards
 is recorded as PARTIAL).
 
