@@ -39,7 +39,9 @@ def expect_exit(node, timeout, words, what, log):
         raise Failed(f"{what}: still running after {timeout} s\n{node.tail()}")
     if code == 0:
         raise Failed(f"{what}: exit code 0\n{node.tail()}")
-    out = open(node.log_path, errors="replace").read().split("=== start")[-1]
+    # The process's own output: after this start's header line (which
+    # echoes the command line, so it must not count).
+    out = open(node.log_path, errors="replace").read().split("=== start")[-1].split("\n", 1)[1]
     if not any(w.lower() in out.lower() for w in words):
         raise Failed(f"{what}: exit code {code} but the output names none of {words}:\n{node.tail()}")
     last = [line for line in out.splitlines() if line.strip()][-1]
@@ -87,10 +89,12 @@ def run(args, log=print):
         other = QuiverNode("n3", c.lab, c.binary, c.workdir, c.etcd.url(),
                            cluster_name="othercluster", data_dir=n3.data)
         other.log_path = os.path.join(c.workdir, "n3-other.log")
-        expect_exit(other, 30, ["cluster"], "n3's data dir under --cluster-name othercluster", log)
+        expect_exit(other, 30, ["othercluster", "cluster name", "cluster_name", "cluster.json"],
+                    "n3's data dir under --cluster-name othercluster", log)
         c.lab.add_host("x2")
         thief = QuiverNode("x2", c.lab, c.binary, c.workdir, c.etcd.url(), data_dir=n3.data)
-        expect_exit(thief, 30, ["node"], "n3's data dir under --node-id x2", log)
+        expect_exit(thief, 30, ["n3", "node id", "node_id", "node-id", "cluster.json"],
+                    "n3's data dir under --node-id x2", log)
         c.restart("n3")
         info = c.client("n3").describe("ok")
         if info.cluster.shards != 2 or info.cluster.replication_factor != 3:
