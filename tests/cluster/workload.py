@@ -117,8 +117,11 @@ class Workload:
                             L.del_uncertain[i] = rec
                     L.writes.append((time.monotonic(), ok, code))
                 continue
-            batch = [point(i, rng) for i in range(next_id, next_id + 10)]
-            next_id += 10
+            # 20 ids: a batch touches every one of 3 shards but with
+            # probability 3 * (2/3)^20 < 0.1 %, so the first batch
+            # acknowledged after a fault tells the affected shard writes again.
+            batch = [point(i, rng) for i in range(next_id, next_id + 20)]
+            next_id += 20
             try:
                 c.upsert(COLL, batch, wc="majority")
                 ok, code = True, "OK"
