@@ -8,6 +8,7 @@
 //! [`server`] (the gRPC service of `quiver serve`).
 #![deny(unsafe_code)]
 
+pub mod cluster;
 pub mod collection;
 pub mod dataset;
 #[allow(unsafe_code)]

@@ -129,3 +129,6 @@ mod tests {
         }
     }
 }
+
+/// Cluster mode: most shards of one collection.
+pub const MAX_CLUSTER_SHARDS: u32 = 256;

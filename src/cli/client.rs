@@ -156,6 +156,12 @@ pub struct ImportArgs {
     /// For `--create`: the collection's re-rank factor for f16/sq8 (`rerank`).
     #[arg(long, requires = "create")]
     rerank: Option<u32>,
+    /// For `--create` on a cluster: shards the points are spread over (`shards`).
+    #[arg(long, requires = "create")]
+    shards: Option<u32>,
+    /// For `--create` on a cluster: copies of each shard (`replication_factor`).
+    #[arg(long, requires = "create")]
+    replication_factor: Option<u32>,
     /// Points per streamed batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -273,6 +279,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 memory_tier_points: a.memory_tier_points,
                 hnsw_encoding: a.hnsw_encoding.clone(),
                 rerank: a.rerank,
+                shards: a.shards,
+                replication_factor: a.replication_factor,
                 ..Default::default()
             };
             match conn.collections().create(req).await {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
+use quiver::cluster::ClusterOptions;
 use quiver::server::config::Flags;
 use quiver::server::{serve, shutdown_signal, LogFormat, ServerConfig};
 
@@ -36,6 +37,19 @@ pub struct ServeArgs {
     /// Serve a non-loopback address without API keys [env: QUIVER_ALLOW_ANONYMOUS]
     #[arg(long)]
     allow_anonymous: bool,
+    /// Join a cluster coordinated by these etcd members: etcd://HOST:PORT[,HOST:PORT…]
+    /// (docs/CLUSTER.md); without it the server is a single node
+    #[arg(long, env = "QUIVER_CLUSTER", value_name = "URL")]
+    cluster: Option<String>,
+    /// This node's id in the cluster (1-64 of [A-Za-z0-9_-]); required with --cluster
+    #[arg(long, env = "QUIVER_NODE_ID", requires = "cluster")]
+    node_id: Option<String>,
+    /// Address other nodes reach this one at (HOST:PORT) [default: the listen address]
+    #[arg(long, env = "QUIVER_ADVERTISE", requires = "cluster")]
+    advertise: Option<String>,
+    /// Cluster name: several clusters may share one etcd
+    #[arg(long, env = "QUIVER_CLUSTER_NAME", default_value = "quiver")]
+    cluster_name: String,
 }
 
 pub fn run(a: ServeArgs, log_filter: &str) -> anyhow::Result<()> {
@@ -50,8 +64,28 @@ pub fn run(a: ServeArgs, log_filter: &str) -> anyhow::Result<()> {
         tls_key: a.tls_key,
         allow_anonymous: a.allow_anonymous,
     };
-    let config = ServerConfig::resolve(&flags, &|name| std::env::var(name).ok())
+    let mut config = ServerConfig::resolve(&flags, &|name| std::env::var(name).ok())
         .context("invalid server configuration")?;
+    if let Some(url) = &a.cluster {
+        let node_id = a
+            .node_id
+            .as_deref()
+            .context("--cluster needs --node-id (or QUIVER_NODE_ID)")?;
+        let advertise = a
+            .advertise
+            .clone()
+            .unwrap_or_else(|| config.options.addr.to_string());
+        if a.advertise.is_none() && config.options.addr.ip().is_unspecified() {
+            anyhow::bail!(
+                "--advertise is required when listening on {} (other nodes need a reachable address)",
+                config.options.addr
+            );
+        }
+        config.options.cluster = Some(
+            ClusterOptions::new(url, node_id, &advertise, &a.cluster_name)
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
     super::init_logging(log_filter, config.log_format == LogFormat::Json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

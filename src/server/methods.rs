@@ -31,6 +31,12 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/quiver.v1.Points/Search", Access::Read),
     ("/quiver.v1.Points/SearchBatch", Access::Read),
     ("/quiver.v1.Points/Scroll", Access::Read),
+    // Node-to-node calls of cluster mode (full-access keys only).
+    ("/quiver.internal.v1.Replica/Append", Access::Write),
+    ("/quiver.internal.v1.Replica/Position", Access::Write),
+    ("/quiver.internal.v1.Replica/InstallSnapshot", Access::Write),
+    ("/quiver.internal.v1.Replica/Write", Access::Write),
+    ("/quiver.internal.v1.Replica/Read", Access::Write),
 ];
 
 /// Index into [`METHODS`] of a known method; `METHODS.len()` for any other path.

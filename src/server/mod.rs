@@ -23,9 +23,9 @@
 pub mod auth;
 mod collections;
 pub mod config;
-mod convert;
-mod data_dir;
-mod filter;
+pub(crate) mod convert;
+pub(crate) mod data_dir;
+pub(crate) mod filter;
 pub use filter::filter_to_pb;
 mod gate;
 mod message_limit;
@@ -35,7 +35,7 @@ mod metrics_http;
 mod offline;
 mod points;
 mod registry;
-mod status;
+pub(crate) mod status;
 pub mod tls;
 
 use std::future::Future;
@@ -122,6 +122,9 @@ pub struct ServeOptions {
     /// Serve TLS with this certificate; plaintext when `None`.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    /// Join this cluster (`--cluster`); `None` serves the data directory's
+    /// collections as a single node.
+    pub cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 impl Default for ServeOptions {
@@ -135,6 +138,7 @@ impl Default for ServeOptions {
             auth: AuthConfig::default(),
             tls: None,
             limits: Limits::default(),
+            cluster: None,
         }
     }
 }
@@ -176,7 +180,12 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("closing collections: {0}")]
     Close(#[source] RegistryError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
+
+/// The public services, as health checks name them.
+const SERVICES: [&str; 2] = ["quiver.v1.Collections", "quiver.v1.Points"];
 
 /// Opens the data directory, serves until `shutdown` resolves, then drains
 /// in-flight requests and closes every collection (writing each memory tier
@@ -226,50 +235,134 @@ pub async fn serve(
             std::future::pending::<()>().await;
         }
     };
-    let data = opts.data.clone();
-    tracing::info!(data = %data.display(), "opening collections");
-    let opening = tokio::task::spawn_blocking(move || Registry::open(&data));
-    let registry = tokio::select! {
-        opened = opening => opened
-            .expect("opening the registry panicked")
-            .map_err(|source| ServerError::Open {
-                data: opts.data.clone(),
-                source,
-            })?,
-        () = stopped(stop_rx.clone()) => {
-            // Opening only reads the WAL (and may run checkpoints, which are
-            // crash-safe), so stopping here loses nothing: the next start
-            // opens again. The caller should not wait for the open to finish.
-            tracing::info!("shutdown requested while opening collections: stopping without serving");
-            return Ok(());
+    let requests = Arc::new(metrics::RequestMetrics::default());
+    let (registry, cluster) = match opts.cluster.clone() {
+        Some(mut cluster) => {
+            // Nodes call each other with the first full-access key.
+            cluster.api_key = opts.auth.api_keys.first().map(|k| k.expose().to_string());
+            tracing::info!(node = %cluster.node_id, etcd = ?cluster.endpoints, "joining the cluster");
+            let joining = crate::cluster::Node::join(
+                cluster,
+                &opts.data,
+                opts.limits.clone(),
+                requests.clone(),
+            );
+            let node = tokio::select! {
+                joined = joining => joined?,
+                () = stopped(stop_rx.clone()) => {
+                    tracing::info!("shutdown requested while joining the cluster: stopping without serving");
+                    return Ok(());
+                }
+            };
+            (node.registry.clone(), Some(node))
+        }
+        None => {
+            let data = opts.data.clone();
+            tracing::info!(data = %data.display(), "opening collections");
+            let opening = tokio::task::spawn_blocking(move || Registry::open(&data));
+            let registry = tokio::select! {
+                opened = opening => opened
+                    .expect("opening the registry panicked")
+                    .map_err(|source| ServerError::Open {
+                        data: opts.data.clone(),
+                        source,
+                    })?,
+                () = stopped(stop_rx.clone()) => {
+                    // Opening only reads the WAL (and may run checkpoints, which are
+                    // crash-safe), so stopping here loses nothing: the next start
+                    // opens again. The caller should not wait for the open to finish.
+                    tracing::info!("shutdown requested while opening collections: stopping without serving");
+                    return Ok(());
+                }
+            };
+            (Arc::new(registry), None)
         }
     };
-    let registry = Arc::new(registry);
     let limits = opts.limits.clone();
     let max = limits.max_message_bytes;
 
-    let collections = pb::collections_server::CollectionsServer::new(CollectionsService::new(
-        registry.clone(),
-        limits.clone(),
-    ))
-    .max_decoding_message_size(max)
-    .max_encoding_message_size(max);
-    let requests = Arc::new(metrics::RequestMetrics::default());
-    let points = pb::points_server::PointsServer::new(PointsService::new(
-        registry.clone(),
-        limits,
-        requests.clone(),
-    ))
-    .max_decoding_message_size(max)
-    .max_encoding_message_size(max);
+    let (collections, points, cluster_collections, cluster_points, replica) = match &cluster {
+        None => (
+            Some(
+                pb::collections_server::CollectionsServer::new(CollectionsService::new(
+                    registry.clone(),
+                    limits.clone(),
+                ))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            ),
+            Some(
+                pb::points_server::PointsServer::new(PointsService::new(
+                    registry.clone(),
+                    limits,
+                    requests.clone(),
+                ))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            ),
+            None,
+            None,
+            None,
+        ),
+        Some(node) => {
+            let router = crate::cluster::Router { node: node.clone() };
+            (
+                None,
+                None,
+                Some(
+                    pb::collections_server::CollectionsServer::new(
+                        crate::cluster::ClusterCollections {
+                            router: router.clone(),
+                        },
+                    )
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+                ),
+                Some(
+                    pb::points_server::PointsServer::new(crate::cluster::ClusterPoints { router })
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                ),
+                Some(
+                    crate::cluster::pb::replica_server::ReplicaServer::new(
+                        crate::cluster::ReplicaService::new(node.clone()),
+                    )
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX),
+                ),
+            )
+        }
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<pb::collections_server::CollectionsServer<CollectionsService>>()
-        .await;
-    health
-        .set_serving::<pb::points_server::PointsServer<PointsService>>()
-        .await;
+    for service in SERVICES {
+        health
+            .set_service_status(service, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    if let Some(node) = &cluster {
+        // NOT_SERVING while the node's lease lapses (etcd unreachable).
+        let (reporter, node) = (health.clone(), node.clone());
+        tokio::spawn(async move {
+            let mut serving = true;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let now = node.joined() && node.fresh_lease().is_some();
+                if now != serving {
+                    serving = now;
+                    let status = if now {
+                        tonic_health::ServingStatus::Serving
+                    } else {
+                        tonic_health::ServingStatus::NotServing
+                    };
+                    tracing::warn!(serving = now, "cluster membership changed health");
+                    for service in std::iter::once("").chain(SERVICES) {
+                        reporter.set_service_status(service, status).await;
+                    }
+                }
+            }
+        });
+    }
     // Reflection in both versions: v1, and v1alpha for the clients that
     // speak only it (Python's grpcio-reflection, older grpcurl, GUI clients).
     let reflection = || {
@@ -326,12 +419,11 @@ pub async fn serve(
         reporter
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
-        reporter
-            .set_not_serving::<pb::collections_server::CollectionsServer<CollectionsService>>()
-            .await;
-        reporter
-            .set_not_serving::<pb::points_server::PointsServer<PointsService>>()
-            .await;
+        for service in SERVICES {
+            reporter
+                .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
     };
     builder
         .layer(gate)
@@ -339,8 +431,11 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(collections)
-        .add_service(points)
+        .add_optional_service(collections)
+        .add_optional_service(points)
+        .add_optional_service(cluster_collections)
+        .add_optional_service(cluster_points)
+        .add_optional_service(replica)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a small response can wait for the ACK
             // of the one before (Nagle's algorithm), up to the peer's

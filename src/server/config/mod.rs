@@ -242,6 +242,7 @@ impl ServerConfig {
                 auth,
                 tls,
                 limits,
+                cluster: None,
             },
             log_format,
         })
