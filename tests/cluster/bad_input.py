@@ -64,7 +64,7 @@ def run(args, log=print):
         names = c.client("n2").collections.List(c.stubs[0].ListCollectionsRequest(), timeout=5).names
         if set(names) & {"toomany", "noshards", "manyshards"}:
             raise Failed(f"a refused Create left a collection behind: {list(names)}")
-        cl.create("ok", 4, shards=2, rf=3)  # the same shape with RF 3 is fine
+        c.create("n1", "ok", 4, shards=2, rf=3)  # the same shape with RF 3 is fine
 
         # Malformed node ids (1-64 of [A-Za-z0-9_-]).
         c.lab.add_host("x1")

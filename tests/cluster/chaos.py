@@ -162,8 +162,7 @@ def run(args, log=print):
     shards = nodes
     with Cluster(args.bin, args.stubs, nodes=nodes, log=log) as c:
         c.start()
-        cl = c.client("n1", timeout=30)
-        cl.create(COLL, DIM, shards=shards, rf=3, wc="majority", keyword_index="grp")
+        c.create("n1", COLL, DIM, shards=shards, rf=3, wc="majority", keyword_index="grp")
         lay = wait_leaders(c, set(c.nodes))
         log(f"chaos: {COLL}: {shards} shards x RF 3 on {nodes} nodes; leaders "
             f"{ {s: st['leader'] for s, st in lay.items()} }")

@@ -22,6 +22,8 @@ import shutil
 import tempfile
 import time
 
+import grpc
+
 import netlab
 import qclient
 from etcd_cluster import EtcdCluster
@@ -158,6 +160,20 @@ class Cluster:
             self.log(f"cluster: logs and data kept in {self.workdir}")
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def create(self, via, name, dim, rf, timeout=15, **kw):
+        """Create through node `via`, retried while that node does not see
+        `rf` live nodes yet (a node reports SERVING once it has joined; the
+        others learn of it through their etcd watch a moment later)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.client(via, timeout=30).create(name, dim, rf=rf, **kw)
+            except grpc.RpcError as e:
+                if ("replication_factor" not in (e.details() or "")
+                        or time.monotonic() > deadline):
+                    raise
+                time.sleep(0.2)
 
     # --- clients ---------------------------------------------------------------
     def client(self, name, timeout=5.0):

@@ -30,8 +30,7 @@ def run(args, log=print):
     remove_timeout = float(os.environ.get("QUIVER_TEST_REMOVE_TIMEOUT", "120"))
     with Cluster(args.bin, args.stubs, nodes=3, log=log) as c:
         c.start()
-        c.client("n1", timeout=30).create(COLL, DIM, shards=3, rf=3, wc="majority",
-                                          keyword_index="grp")
+        c.create("n1", COLL, DIM, shards=3, rf=3, wc="majority", keyword_index="grp")
         wait_leaders(c, set(c.nodes))
         L = Ledger()
         wl = Workload(c, L)
