@@ -164,36 +164,42 @@ def run(args, log=print):
         c.start()
         c.create("n1", COLL, DIM, shards=shards, rf=3, wc="majority", keyword_index="grp")
         lay = wait_leaders(c, set(c.nodes))
-        log(f"chaos: {COLL}: {shards} shards x RF 3 on {nodes} nodes; leaders "
+        log(f"{COLL}: {shards} shards x RF 3 on {nodes} nodes; leaders "
             f"{ {s: st['leader'] for s, st in lay.items()} }")
         L = Ledger()
         wl = Workload(c, L)
         d = Driver(c, wl, L, log)
         wl.start()
+        faults = args.faults.split(",")
+        unknown = set(faults) - {"leader", "follower", "partition", "etcd", "restart"}
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}")
         try:
             time.sleep(3 * args.duration)
-            lay = layout(c, set(c.nodes))
-            leader = lay[0]["leader"]
-            log(f"chaos: SIGKILL leader {leader} of shard 0")
-            d.kill_node(leader, "leader", 0)
-            time.sleep(2 * args.duration)
-            lay = wait_leaders(c, set(c.nodes))
-            follower = next(r["node"] for r in lay[0]["replicas"] if r["node"] != lay[0]["leader"])
-            log(f"chaos: SIGKILL follower {follower} of shard 0")
-            d.kill_node(follower, "follower", 0)
-            time.sleep(2 * args.duration)
-            lay = wait_leaders(c, set(c.nodes))
-            shard = 1 % shards
-            part = lay[shard]["leader"]
-            log(f"chaos: partition {part} (leader of shard {shard})")
-            d.partition(part, shard)
-            time.sleep(2 * args.duration)
-            log("chaos: SIGKILL etcd member e1")
-            d.kill_etcd("e1")
-            time.sleep(2 * args.duration)
-            log("chaos: SIGKILL and restart every node and etcd member")
-            d.restart_all()
-            time.sleep(3 * args.duration)
+            for fault in faults:
+                lay = wait_leaders(c, set(c.nodes))
+                if fault == "leader":
+                    leader = lay[0]["leader"]
+                    log(f"chaos: SIGKILL leader {leader} of shard 0")
+                    d.kill_node(leader, "leader", 0)
+                elif fault == "follower":
+                    follower = next(r["node"] for r in lay[0]["replicas"]
+                                    if r["node"] != lay[0]["leader"])
+                    log(f"chaos: SIGKILL follower {follower} of shard 0")
+                    d.kill_node(follower, "follower", 0)
+                elif fault == "partition":
+                    shard = 1 % shards
+                    part = lay[shard]["leader"]
+                    log(f"chaos: partition {part} (leader of shard {shard})")
+                    d.partition(part, shard)
+                elif fault == "etcd":
+                    log("chaos: SIGKILL etcd member e1")
+                    d.kill_etcd("e1")
+                else:
+                    log("chaos: SIGKILL and restart every node and etcd member")
+                    d.restart_all()
+                time.sleep(2 * args.duration)
+            time.sleep(args.duration)
         finally:
             wl.stop()
         if L.errors:

@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--nodes", type=int, default=3, help="quiver nodes (3-5)")
     ap.add_argument("--duration", type=float, default=1.0,
                     help="scale of the chaos phases (1.0: about a minute of faults)")
+    ap.add_argument("--faults", default="leader,follower,partition,etcd,restart",
+                    help="the chaos faults to inject, in this order (default: all)")
     ap.add_argument("scenarios", nargs="*", default=["selftest", "chaos", "bad_input"])
     args = ap.parse_args()
     if os.geteuid() != 0:
