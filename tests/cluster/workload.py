@@ -35,6 +35,15 @@ def point(i, rng):
     return i, vec, payload
 
 
+def code_of(e):
+    """The status code name of an RPC error; grpcio reports some client-side
+    deadlines as CANCELLED "Timeout expired": those count as DEADLINE_EXCEEDED."""
+    name = e.code().name
+    if name == "CANCELLED" and "Timeout expired" in (e.details() or ""):
+        return "DEADLINE_EXCEEDED"
+    return name
+
+
 class Ledger:
     def __init__(self):
         self.lock = threading.Lock()
@@ -107,7 +116,7 @@ class Workload:
                     c.delete(COLL, ids, wc="majority")
                     ok, code = True, "OK"
                 except grpc.RpcError as e:
-                    ok, code = False, e.code().name
+                    ok, code = False, code_of(e)
                 with L.lock:
                     for i in ids:
                         rec = L.acked.pop(i)
@@ -126,7 +135,7 @@ class Workload:
                 c.upsert(COLL, batch, wc="majority")
                 ok, code = True, "OK"
             except grpc.RpcError as e:
-                ok, code = False, e.code().name
+                ok, code = False, code_of(e)
             with L.lock:
                 for i, v, p in batch:
                     (L.acked if ok else L.uncertain)[i] = (v, p)
@@ -165,7 +174,7 @@ class Workload:
                         L.errors.append(f"search via {node} with filter grp={g} "
                                         f"returned points of other groups: {bad}")
             except grpc.RpcError as e:
-                ok, code = False, e.code().name
+                ok, code = False, code_of(e)
                 if code not in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
                     with L.lock:
                         L.errors.append(f"search via {node}: {code}: {e.details()}")
