@@ -204,7 +204,7 @@ def run(args, log=print):
             wl.stop()
         if L.errors:
             raise Failed("; ".join(L.errors[:5]))
-        writes_ok = sum(1 for w in L.writes if w[1])
+        writes_ok = sum(1 for w in L.writes if w[2])
         log(f"chaos: {writes_ok} writes acknowledged, {len(L.writes) - writes_ok} failed; "
             f"{len(L.acked)} points acknowledged, {len(L.deleted)} deleted")
         check_searches(L, d.windows, log)

@@ -51,13 +51,14 @@ class Ledger:
         self.uncertain = {}      # id -> (vector, payload): upsert failed
         self.deleted = set()     # delete acknowledged
         self.del_uncertain = {}  # id -> (vector, payload): delete failed
-        self.writes = []         # (t, ok, code)
+        self.writes = []         # (t_start, t_end, ok, code)
         self.searches = []       # (t, ok, code, node)
         self.errors = []         # broken promises seen during the run (message)
 
     def first_write_after(self, t):
+        """When the first write sent at or after `t` was acknowledged (None: none yet)."""
         with self.lock:
-            return next((w[0] for w in self.writes if w[0] >= t and w[1]), None)
+            return min((w[1] for w in self.writes if w[0] >= t and w[2]), default=None)
 
 
 class Workload:
@@ -112,6 +113,7 @@ class Workload:
             if it % 6 == 0 and len(L.acked) > 20:
                 with L.lock:
                     ids = rng.sample(sorted(L.acked), 3)
+                t0 = time.monotonic()
                 try:
                     c.delete(COLL, ids, wc="majority")
                     ok, code = True, "OK"
@@ -124,13 +126,14 @@ class Workload:
                             L.deleted.add(i)
                         else:
                             L.del_uncertain[i] = rec
-                    L.writes.append((time.monotonic(), ok, code))
+                    L.writes.append((t0, time.monotonic(), ok, code))
                 continue
             # 20 ids: a batch touches every one of 3 shards but with
             # probability 3 * (2/3)^20 < 0.1 %, so the first batch
             # acknowledged after a fault tells the affected shard writes again.
             batch = [point(i, rng) for i in range(next_id, next_id + 20)]
             next_id += 20
+            t0 = time.monotonic()
             try:
                 c.upsert(COLL, batch, wc="majority")
                 ok, code = True, "OK"
@@ -139,7 +142,7 @@ class Workload:
             with L.lock:
                 for i, v, p in batch:
                     (L.acked if ok else L.uncertain)[i] = (v, p)
-                L.writes.append((time.monotonic(), ok, code))
+                L.writes.append((t0, time.monotonic(), ok, code))
             time.sleep(0.03)
         for c in clients.values():
             c.close()
