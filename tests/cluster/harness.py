@@ -27,6 +27,7 @@ import grpc
 import netlab
 import qclient
 from etcd_cluster import EtcdCluster
+from outcome import Skipped
 from procs import NsProcess
 
 PORT = 6334
@@ -73,7 +74,7 @@ class Cluster:
         return self
 
     def __exit__(self, exc_type, *_):
-        self.close(failed=exc_type is not None)
+        self.close(failed=exc_type is not None and not issubclass(exc_type, Skipped))
 
     # --- lifecycle -------------------------------------------------------------
     def add_node(self, name, start=True, **kw):
