@@ -207,12 +207,14 @@ def run(args, log=print):
         writes_ok = sum(1 for w in L.writes if w[2])
         log(f"chaos: {writes_ok} writes acknowledged, {len(L.writes) - writes_ok} failed; "
             f"{len(L.acked)} points acknowledged, {len(L.deleted)} deleted")
-        check_searches(L, d.windows, log)
-        ids, present = checks.check_all(c, L, log)
-        if nodes == 3:
-            checks.check_each_replica(c, L, ids, present, log)
+        # The failover times first: they stand even if a check below fails.
         log("")
         log("| fault | new leader(s) after s | first write after s | change |")
         log("| --- | --- | --- | --- |")
         for row in d.failovers:
             log("| " + " | ".join(row) + " |")
+        log("")
+        check_searches(L, d.windows, log)
+        ids, present = checks.check_all(c, L, log)
+        if nodes == 3:
+            checks.check_each_replica(c, L, ids, present, log)

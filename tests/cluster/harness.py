@@ -45,7 +45,7 @@ class QuiverNode(NsProcess):
         if cluster_name:
             cmd += ["--cluster-name", cluster_name]
         cmd += list(extra)
-        env = {"QUIVER_ALLOW_ANONYMOUS": "true",
+        env = {"QUIVER_ALLOW_ANONYMOUS": "true", "NO_COLOR": "1",
                "QUIVER_LOG": os.environ.get("QUIVER_TEST_NODE_LOG", "info")}
         super().__init__(name, lab.ns(name), cmd, os.path.join(workdir, f"{name}.log"), env)
 
