@@ -142,6 +142,15 @@ class Driver:
                                ", ".join(f"s{s}: {st['leader']} t{st['term']}" for s, st in lay.items())))
 
 
+def print_failovers(driver, log):
+    log("")
+    log("| fault | new leader(s) after s | first write after s | change |")
+    log("| --- | --- | --- | --- |")
+    for row in driver.failovers:
+        log("| " + " | ".join(row) + " |")
+    log("")
+
+
 def check_searches(ledger, windows, log):
     ok = sum(1 for s in ledger.searches if s[1])
     outside = [s for s in ledger.searches
@@ -200,6 +209,9 @@ def run(args, log=print):
                     d.restart_all()
                 time.sleep(2 * args.duration)
             time.sleep(args.duration)
+        except Failed:
+            print_failovers(d, log)  # what was measured before the failure
+            raise
         finally:
             wl.stop()
         if L.errors:
@@ -208,12 +220,7 @@ def run(args, log=print):
         log(f"chaos: {writes_ok} writes acknowledged, {len(L.writes) - writes_ok} failed; "
             f"{len(L.acked)} points acknowledged, {len(L.deleted)} deleted")
         # The failover times first: they stand even if a check below fails.
-        log("")
-        log("| fault | new leader(s) after s | first write after s | change |")
-        log("| --- | --- | --- | --- |")
-        for row in d.failovers:
-            log("| " + " | ".join(row) + " |")
-        log("")
+        print_failovers(d, log)
         check_searches(L, d.windows, log)
         ids, present = checks.check_all(c, L, log)
         if nodes == 3:
