@@ -20,6 +20,11 @@
 #      replays nothing: its "collection opened" log line says replayed=0;
 #   5. `docker-compose -f deploy/docker-compose.yml up -d` on the same image
 #      turns healthy and answers a search; `down` keeps the volume.
+#   6. when the binary has cluster mode (`serve --cluster`): the compose
+#      `cluster` profile (etcd image from deploy/etcd.Dockerfile, 3-member
+#      etcd, 3 quiver nodes) turns healthy; a 3-shard x RF 3 import through
+#      node 1 is searched through node 2 at the single server's recall; after
+#      `docker kill` of node 1 the searches through node 2 still answer.
 # Prints the image size and the time from `docker run` to healthy.
 #
 # Without a Docker engine it skips (exit 0) with a message, except under
@@ -78,6 +83,7 @@ cleanup() {
     [[ -n "$host_pid" ]] && kill "$host_pid" 2>/dev/null
     docker rm -f "$run_id" >/dev/null 2>&1
     docker-compose -p "$run_id" -f deploy/docker-compose.yml down -v >/dev/null 2>&1
+    docker-compose -p "${run_id}c" -f deploy/docker-compose.yml --profile cluster down -v >/dev/null 2>&1
     docker volume rm -f "$run_id-data" >/dev/null 2>&1
     rm -rf "$tmp"
 }
@@ -235,5 +241,45 @@ curl -fsS "http://127.0.0.1:$mport/metrics" >/dev/null 2>&1 \
 docker-compose -p "$run_id" -f deploy/docker-compose.yml down 2>>"$tmp/compose.log"
 docker volume inspect "${run_id}_quiver-data" >/dev/null 2>&1 || fail "compose down removed the volume"
 say "5. compose: healthy, recall@10 $(printf %.4f "$(recall_of "$tmp/compose.json")") on 100 queries, /metrics served, volume kept by down"
+
+# --- 6. compose cluster profile -------------------------------------------------
+if "$BIN" serve --help 2>/dev/null | grep -q -- '--cluster'; then
+    ETCD_IMAGE="${QUIVER_ETCD_IMAGE:-quiver-etcd:latest}"
+    t0=$(date +%s)
+    docker build -q -f deploy/etcd.Dockerfile --build-arg BASE_IMAGE=quiver-base:bookworm \
+        -t "$ETCD_IMAGE" deploy >/dev/null || fail "building $ETCD_IMAGE"
+    say "6. built $ETCD_IMAGE in $(($(date +%s) - t0)) s"
+    p1=$(free_port); p2=$(free_port); p3=$(free_port)
+    export QUIVER_ETCD_IMAGE="$ETCD_IMAGE" QUIVER_CLUSTER_PORT1="$p1" QUIVER_CLUSTER_PORT2="$p2" \
+        QUIVER_CLUSTER_PORT3="$p3"
+    cproj="${run_id}c"
+    dc() { docker-compose -p "$cproj" -f deploy/docker-compose.yml --profile cluster "$@"; }
+    dc up -d --no-build quiver1 quiver2 quiver3 2>"$tmp/cluster.log" \
+        || { cat "$tmp/cluster.log" >&2; fail "docker-compose --profile cluster up"; }
+    for svc in quiver1 quiver2 quiver3; do wait_healthy "$(dc ps -q "$svc")" 180; done
+    say "6. cluster profile: 3 etcd members and 3 nodes healthy"
+    "$BIN" --log warn import --addr "127.0.0.1:$p1" --api-key "$KEY" --collection npm --create \
+        --metric cosine --input "$DATA/base.fbin" --limit "$N" --shards 3 --replication-factor 3
+    cquery() {
+        "$BIN" --log warn query --addr "127.0.0.1:$p2" --api-key "$KEY" --collection npm \
+            --queries "$DATA/query.fbin" --gt "$tmp/gt.ibin" --k 10 --limit 200 --json "$1" >/dev/null
+    }
+    cquery "$tmp/cluster.json" || fail "cluster: search through node 2"
+    cl_recall=$(printf %.4f "$(recall_of "$tmp/cluster.json")")
+    python3 -c "import sys; a,b=map(float,sys.argv[1:]); sys.exit(abs(a-b) > 0.03)" \
+        "$cl_recall" "$host_recall" || fail "cluster recall $cl_recall, single server $host_recall"
+    docker kill -s KILL "$(dc ps -q quiver1)" >/dev/null
+    t_kill=$(now_ms)
+    until cquery "$tmp/after.json" 2>/dev/null \
+        && python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["errors"] != 0)' "$tmp/after.json"; do
+        (($(now_ms) - t_kill < 60000)) || fail "cluster: no clean search through node 2 within 60 s of killing node 1"
+        sleep 0.5
+    done
+    after_recall=$(printf %.4f "$(recall_of "$tmp/after.json")")
+    say "6. cluster: recall@10 $cl_recall (single server $host_recall); node 1 killed: searches clean again after $(($(now_ms) - t_kill)) ms, recall $after_recall"
+    dc down -v 2>>"$tmp/cluster.log"
+else
+    say "6. skipped: this quiver has no cluster mode (serve --cluster)"
+fi
 
 say "all passed in $(($(date +%s) - t0_all)) s; image ${size_mb} MB, docker run to serving ${serving_ms} ms, to healthy ${healthy_ms} ms"

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per topic (real data, CLI).
 
 mod cli;
+mod cluster;
 mod collection_behaviour;
 mod collection_codes;
 mod collection_crash;
