@@ -29,6 +29,29 @@ fn unexpected() -> Status {
 }
 
 impl ClusterPoints {
+    /// Asks every shard of `collection` (those `read` builds a request for)
+    /// and returns their answers and the shards that did not answer.
+    async fn ask_shards(
+        &self,
+        item: &CatalogItem,
+        collection: &str,
+        consistency: i32,
+        allow_partial: bool,
+        read: impl Fn(u32) -> Option<Read>,
+    ) -> Result<(Vec<Out>, Vec<u32>), Status> {
+        let (answers, missing) = self
+            .router
+            .read_all(
+                item,
+                collection,
+                read_consistency(consistency),
+                allow_partial,
+                read,
+            )
+            .await?;
+        Ok((answers.into_iter().map(|(_, a)| a).collect(), missing))
+    }
+
     fn check_batch(&self, field: &str, len: usize, max: usize) -> Result<(), Status> {
         if len > max {
             return Err(over_limit(field, len, max));
@@ -182,11 +205,10 @@ impl Points for ClusterPoints {
             by_shard[shard_of(id, item.shards()) as usize].push(id);
         }
         let (answers, missing) = self
-            .router
-            .read_all(
+            .ask_shards(
                 &item,
                 &r.collection,
-                read_consistency(r.read_consistency),
+                r.read_consistency,
                 r.allow_partial,
                 |s| {
                     let ids = &by_shard[s as usize];
@@ -202,7 +224,7 @@ impl Points for ClusterPoints {
             )
             .await?;
         let mut found = std::collections::HashMap::new();
-        for (_, a) in answers {
+        for a in answers {
             let Out::Get(g) = a else {
                 return Err(unexpected());
             };
@@ -225,11 +247,10 @@ impl Points for ClusterPoints {
         let r = req.into_inner();
         let item = self.router.item(&r.collection)?;
         let (answers, missing) = self
-            .router
-            .read_all(
+            .ask_shards(
                 &item,
                 &r.collection,
-                read_consistency(r.read_consistency),
+                r.read_consistency,
                 r.allow_partial,
                 |_| {
                     Some(Read::Count(api::CountRequest {
@@ -240,7 +261,7 @@ impl Points for ClusterPoints {
             )
             .await?;
         let mut count = 0;
-        for (_, a) in answers {
+        for a in answers {
             let Out::Count(c) = a else {
                 return Err(unexpected());
             };
@@ -261,18 +282,17 @@ impl Points for ClusterPoints {
         let item = self.router.item(&r.collection)?;
         let k = r.k as usize;
         let (answers, missing) = self
-            .router
-            .read_all(
+            .ask_shards(
                 &item,
                 &r.collection,
-                read_consistency(r.read_consistency),
+                r.read_consistency,
                 r.allow_partial,
                 |_| Some(Read::Search(r.clone())),
             )
             .await?;
         let mut hits = Vec::new();
         let mut explain = None;
-        for (_, a) in answers {
+        for a in answers {
             let Out::Search(s) = a else {
                 return Err(unexpected());
             };
@@ -301,18 +321,17 @@ impl Points for ClusterPoints {
             self.router.node.limits.max_search_batch,
         )?;
         let (answers, missing) = self
-            .router
-            .read_all(
+            .ask_shards(
                 &item,
                 &r.collection,
-                read_consistency(r.read_consistency),
+                r.read_consistency,
                 r.allow_partial,
                 |_| Some(Read::SearchBatch(r.clone())),
             )
             .await?;
         let mut results: Vec<api::SearchResult> =
             vec![api::SearchResult::default(); r.queries.len()];
-        for (_, a) in answers {
+        for a in answers {
             let Out::SearchBatch(b) = a else {
                 return Err(unexpected());
             };
@@ -342,18 +361,17 @@ impl Points for ClusterPoints {
         let limit = if r.limit == 0 { 100 } else { r.limit };
         self.check_batch("limit", limit as usize, self.router.node.limits.max_batch)?;
         let (answers, missing) = self
-            .router
-            .read_all(
+            .ask_shards(
                 &item,
                 &r.collection,
-                read_consistency(r.read_consistency),
+                r.read_consistency,
                 r.allow_partial,
                 |_| Some(Read::Scroll(api::ScrollRequest { limit, ..r.clone() })),
             )
             .await?;
         let mut points = Vec::new();
         let mut more = false;
-        for (_, a) in answers {
+        for a in answers {
             let Out::Scroll(s) = a else {
                 return Err(unexpected());
             };
