@@ -92,7 +92,10 @@ impl ClusterCollections {
                 .leader(name, shard)
                 .map(|l| l.node.clone())
                 .unwrap_or_default();
-            let asks = item.replicas(shard).iter().map(|n| {
+            let learners = item.learners(shard).to_vec();
+            let holders = item.holders(shard);
+            let asks = holders.iter().map(|n| {
+                let learner = learners.contains(n);
                 let addr = view.nodes.get(n).cloned();
                 let leader = leader.clone();
                 async move {
@@ -110,6 +113,7 @@ impl ClusterCollections {
                         address: addr.unwrap_or_default(),
                         role: match &position {
                             None => "unreachable".into(),
+                            Some(_) if learner => "learner".into(),
                             Some(_) if *n == leader => "leader".into(),
                             Some(_) => "follower".into(),
                         },

@@ -41,6 +41,11 @@ pub async fn run(node: Arc<Node>) {
             if let Err(e) = tick(&node, &r, lease).await {
                 tracing::debug!(collection = %r.collection, shard = r.shard, error = %e, "election");
             }
+            if r.leads().is_some() {
+                if let Err(e) = super::rebalance::tick(&node, &r).await {
+                    tracing::debug!(collection = %r.collection, shard = r.shard, error = %e, "rebalance");
+                }
+            }
         }
     }
 }
@@ -64,12 +69,12 @@ async fn tick(node: &Arc<Node>, r: &Arc<Replica>, lease: Option<i64>) -> Result<
             && key_lease == lease
             && r.term.load(Ordering::Acquire) <= l.term
         {
-            let replicas = view
+            let holders = view
                 .collections
                 .get(&r.collection)
-                .map(|c| c.replicas(r.shard).to_vec())
+                .map(|c| c.holders(r.shard))
                 .unwrap_or_default();
-            become_leader(node, r, l.term, replicas);
+            become_leader(node, r, l.term, holders);
         }
         return Ok(());
     }
@@ -138,7 +143,7 @@ async fn tick(node: &Arc<Node>, r: &Arc<Replica>, lease: Option<i64>) -> Result<
         node.poke();
         return Ok(());
     }
-    become_leader(node, r, new_term, replicas);
+    become_leader(node, r, new_term, item.holders(r.shard));
     node.poke();
     Ok(())
 }

@@ -58,10 +58,10 @@ pub async fn write(
         return Err(not_leader(r));
     }
     let view = node.view();
-    let replicas = view
+    let (replicas, holders) = view
         .collections
         .get(&r.collection)
-        .map(|c| c.replicas(r.shard).to_vec())
+        .map(|c| (c.replicas(r.shard).to_vec(), c.holders(r.shard)))
         .unwrap_or_default();
     let need = needed(consistency, replicas.len().max(1));
     let (prev_lsn, prev_term) = r.log.lock().last();
@@ -90,7 +90,7 @@ pub async fn write(
         .followers
         .lock()
         .iter()
-        .filter(|(_, f)| f.in_sync)
+        .filter(|(n, f)| f.in_sync && holders.contains(n))
         .map(|(n, _)| n.clone())
         .collect();
     let append = pb::AppendRequest {
@@ -117,7 +117,10 @@ pub async fn write(
     for (follower, result) in in_sync.iter().zip(results) {
         match result {
             Ok(resp) if resp.ok => {
-                acks += 1;
+                // Learners get every write but do not count for consistency.
+                if replicas.contains(follower) {
+                    acks += 1;
+                }
                 if let Some(f) = r.followers.lock().get_mut(follower) {
                     f.matched = resp.last_lsn;
                 }
@@ -206,7 +209,7 @@ async fn catch_up(
         let placed = view
             .collections
             .get(&r.collection)
-            .is_some_and(|c| c.replicas(r.shard).iter().any(|n| n == follower));
+            .is_some_and(|c| c.holders(r.shard).iter().any(|n| n == follower));
         if !placed {
             return Ok(());
         }

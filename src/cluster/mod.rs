@@ -9,6 +9,8 @@
 //!   collection plus a replication log of `(lsn, term, op)` records;
 //! - `election.rs`: a shard without a leader is claimed, through an etcd
 //!   transaction, by its live replica with the most recent log;
+//! - `rebalance.rs`: a shard's leader adds a learner on a new or spare node
+//!   and swaps it in for a dead or overloaded replica once it caught up;
 //! - `leader.rs`: the leader logs, applies and replicates each write and
 //!   acknowledges it once `write_consistency` replicas hold it; lagging
 //!   followers are caught up from the log or with a snapshot;
@@ -27,6 +29,7 @@ mod leader;
 mod node;
 mod oplog;
 mod peers;
+mod rebalance;
 mod replica;
 mod route;
 mod view;

@@ -65,6 +65,8 @@ pub struct Node {
     reconcile: tokio::sync::Mutex<()>,
     changed: tokio::sync::Notify,
     joined: AtomicBool,
+    /// Placed nodes seen without a lease, and since when (for rebalancing).
+    down_since: Mutex<BTreeMap<String, Instant>>,
 }
 
 /// The identity a data directory was joined with (`cluster/identity`).
@@ -139,6 +141,7 @@ impl Node {
             reconcile: tokio::sync::Mutex::new(()),
             changed: tokio::sync::Notify::new(),
             joined: AtomicBool::new(false),
+            down_since: Mutex::new(BTreeMap::new()),
         });
         node.open_replicas().await?;
         // etcd may be restarting too: retry the lease and the registration.
@@ -196,6 +199,14 @@ impl Node {
         let l = self.lease.lock();
         let limit = Duration::from_secs(LEASE_TTL_SECS as u64).saturating_sub(LEASE_MARGIN);
         (l.renewed.elapsed() < limit).then_some(l.id)
+    }
+
+    /// How long `node` has been placed but without a lease (zero if live).
+    pub fn down_for(&self, node: &str) -> Duration {
+        self.down_since
+            .lock()
+            .get(node)
+            .map_or(Duration::ZERO, |t| t.elapsed())
     }
 
     /// Asks the refresh loop to re-read etcd now.
@@ -343,6 +354,25 @@ impl Node {
         let (revision, kvs) = self.etcd.range_prefix(self.keys.root()).await?;
         let view = Arc::new(View::decode(&self.keys, revision, &kvs));
         *self.view.write() = view.clone();
+        {
+            let mut down = self.down_since.lock();
+            let placed: std::collections::BTreeSet<&String> = view
+                .collections
+                .values()
+                .flat_map(|c| {
+                    c.entry
+                        .shards
+                        .iter()
+                        .flat_map(|s| s.nodes.iter().chain(&s.learners))
+                })
+                .collect();
+            down.retain(|n, _| placed.contains(n) && !view.nodes.contains_key(n));
+            for n in placed {
+                if !view.nodes.contains_key(n) {
+                    down.entry(n.clone()).or_insert_with(Instant::now);
+                }
+            }
+        }
         self.reconcile(&view).await;
         Ok(())
     }
@@ -352,7 +382,7 @@ impl Node {
     async fn reconcile(self: &Arc<Self>, view: &View) {
         for (name, item) in &view.collections {
             for shard in 0..item.shards() {
-                if !item.replicas(shard).contains(&self.id) {
+                if !item.holders(shard).contains(&self.id) {
                     continue;
                 }
                 if self.replica(name, shard).is_none() {
@@ -376,7 +406,7 @@ impl Node {
             .filter(|(c, s)| {
                 view.collections
                     .get(c)
-                    .is_none_or(|item| !item.replicas(*s).contains(&self.id))
+                    .is_none_or(|item| !item.holders(*s).contains(&self.id))
             })
             .cloned()
             .collect();

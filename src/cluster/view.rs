@@ -29,12 +29,27 @@ impl CatalogItem {
         self.entry.shards.len() as u32
     }
 
-    /// Replica node ids of `shard`.
+    /// Replica node ids of `shard` (learners aside).
     pub fn replicas(&self, shard: u32) -> &[String] {
         self.entry
             .shards
             .get(shard as usize)
             .map_or(&[], |s| s.nodes.as_slice())
+    }
+
+    /// Learners of `shard`: replicas being added, still catching up.
+    pub fn learners(&self, shard: u32) -> &[String] {
+        self.entry
+            .shards
+            .get(shard as usize)
+            .map_or(&[], |s| s.learners.as_slice())
+    }
+
+    /// Every node holding a copy of `shard`: replicas, then learners.
+    pub fn holders(&self, shard: u32) -> Vec<String> {
+        let mut all = self.replicas(shard).to_vec();
+        all.extend_from_slice(self.learners(shard));
+        all
     }
 }
 
@@ -118,6 +133,19 @@ impl View {
             .filter(|l| self.nodes.contains_key(&l.node))
     }
 
+    /// Copies (replicas and learners) each live node holds, over every collection.
+    pub fn load(&self) -> BTreeMap<String, usize> {
+        let mut load: BTreeMap<String, usize> = self.nodes.keys().map(|n| (n.clone(), 0)).collect();
+        for item in self.collections.values() {
+            for s in &item.entry.shards {
+                for n in s.nodes.iter().chain(&s.learners) {
+                    *load.entry(n.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        load
+    }
+
     /// The shard's last term and the revision of its term key (0, 0 if none).
     pub fn term(&self, collection: &str, shard: u32) -> (u64, i64) {
         self.terms
@@ -155,6 +183,7 @@ pub fn place(
             nodes: (0..replication_factor as usize)
                 .map(|r| order[(s + r) % order.len()].clone())
                 .collect(),
+            learners: Vec::new(),
         })
         .collect()
 }
