@@ -42,6 +42,20 @@ pub const MAX_MEMORY_TIER_POINTS: usize = 50_000_000;
 /// Default `memory_tier_points` of a collection.
 pub const DEFAULT_MEMORY_TIER_POINTS: usize = 100_000;
 
+/// Default `index_buffer_points` of a collection: acknowledged points not
+/// yet in the graph, scanned exactly by every search, before writers wait
+/// for the background indexer. The scan costs about 0.1 µs per point at
+/// 384 dimensions on the reference machine (docs/BENCHMARKS.md).
+pub const DEFAULT_INDEX_BUFFER_POINTS: usize = 20_000;
+/// Largest `index_buffer_points` of a collection.
+pub const MAX_INDEX_BUFFER_POINTS: usize = 1_000_000;
+/// Buffered nodes the background indexer links per batch (in parallel),
+/// between which it looks for older segments and wakes waiting writers.
+pub const INDEX_BATCH_POINTS: usize = 256;
+/// Nice value of background threads (graph builds of the unindexed buffer,
+/// checkpoints, merges into the SSD tier): searches and writes preempt them.
+pub const BACKGROUND_NICE: i32 = 19;
+
 /// Default re-rank factor of a collection whose memory tier stores f16 or
 /// SQ8 codes: the best `max(k, rerank × k)` candidates found on the codes
 /// are re-scored with the full vectors.

@@ -16,6 +16,7 @@ impl Collection {
     pub(super) fn spawn_checkpoint(&self) {
         if let Some(me) = self.me.upgrade() {
             let handle = std::thread::spawn(move || {
+                super::background::lower_priority();
                 if let Err(e) = me.checkpoint() {
                     tracing::error!(dir = %me.dir.display(), error = %e, "background checkpoint failed");
                 }
@@ -82,6 +83,11 @@ impl Collection {
             self.wal.sync()?;
             (w.frozen, frozen)
         };
+        // A segment file holds the graph: link what is still buffered (the
+        // segments are frozen, so nothing is appended meanwhile).
+        for (seg, _) in &frozen {
+            seg.index_all(true)?;
+        }
         let mut store = self.store.lock();
         let generation = store.manifest().generation + 1;
         let mut files = Vec::new();

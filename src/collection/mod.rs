@@ -45,11 +45,13 @@
 //! file holds the state, open and create.
 
 mod activity;
+mod background;
 mod checkpoint;
 mod config;
 mod error;
 mod fields;
 mod filtered;
+mod indexer;
 mod merge;
 mod point;
 mod point_table;
@@ -124,8 +126,9 @@ pub struct Collection {
     store: Mutex<Store>,
     wal: Wal,
     writer: Mutex<Writer>,
-    /// Every segment, oldest first; the last one is active.
-    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// Every segment, oldest first; the last one is active (shared with
+    /// the indexer thread, which must not hold the collection).
+    segments: indexer::SegmentList,
     map: RwLock<BTreeMap<PointId, Loc>>,
     /// The SSD tier, once the first merge created it (or the manifest names one).
     ssd: RwLock<Option<Arc<SsdTier>>>,
@@ -141,7 +144,16 @@ pub struct Collection {
     /// Indexed payload fields (as in `config.json`), applied to every
     /// segment and the SSD tier.
     schema: RwLock<BTreeMap<String, crate::filter::FieldType>>,
+    /// Links the unindexed buffer into the graph in the background (idle
+    /// when `index_buffer_points` is 0: writes then link their points).
+    indexer: Arc<indexer::Indexer>,
     me: Weak<Collection>,
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        self.indexer.stop();
+    }
 }
 
 impl std::fmt::Debug for Collection {
@@ -243,7 +255,7 @@ impl Collection {
                 applied: checkpoint,
                 frozen: checkpoint,
             }),
-            segments: RwLock::new(Arc::new(segments)),
+            segments: Arc::new(RwLock::new(Arc::new(segments))),
             map: RwLock::new(map),
             ssd: RwLock::new(ssd),
             merges: Mutex::new((0, 0.0)),
@@ -252,6 +264,7 @@ impl Collection {
             background: Mutex::new(Vec::new()),
             checkpoints: CheckpointCounters::default(),
             schema: RwLock::new(config.payload_indexes.clone()),
+            indexer: Arc::default(),
             me: me.clone(),
             config,
         });
@@ -259,7 +272,14 @@ impl Collection {
             let mut w = col.writer.lock();
             col.push_fresh(&mut w)?;
             let replayed = col.replay(&mut w, Lsn(checkpoint.0 + 1))?;
+            // Replayed points beyond the buffer's bound are linked now, as
+            // writes would have waited for them.
+            col.index_down_to(col.config.index_buffer_points)?;
             tracing::info!(dir = %col.dir.display(), points = col.count(), replayed, "collection opened");
+        }
+        if col.config.index_buffer_points > 0 {
+            col.indexer
+                .start(col.segments.clone(), col.dir.display().to_string());
         }
         if col.config.ssd.is_some() && col.segments.read().len() > 1 {
             // Segments written by `flush` (or by a checkpoint without an SSD
@@ -276,6 +296,31 @@ impl Collection {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Points acknowledged (and searchable) but not yet linked into the
+    /// graph: the unindexed buffer, scanned exactly by every search.
+    pub fn unindexed(&self) -> usize {
+        indexer::unindexed(&self.segments)
+    }
+
+    /// Links buffered points, oldest first, on the calling thread's pool
+    /// until at most `bound` remain.
+    fn index_down_to(&self, bound: usize) -> Result<()> {
+        while self.unindexed() > bound {
+            let segs = self.segments.read().clone();
+            for s in segs.iter() {
+                s.index_all(false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Links every buffered point into the graph now (the background
+    /// indexer would, later). For tests and benchmarks that want a caught-up
+    /// graph.
+    pub fn index_now(&self) -> Result<()> {
+        self.index_down_to(0)
     }
 
     /// Waits for background checkpoints and makes every write durable. The
