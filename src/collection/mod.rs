@@ -340,4 +340,6 @@ impl Collection {
 }
 
 #[cfg(test)]
+mod buffer_tests;
+#[cfg(test)]
 mod tests;
