@@ -53,8 +53,11 @@ pub const MAX_INDEX_BUFFER_POINTS: usize = 1_000_000;
 /// between which it looks for older segments and wakes waiting writers.
 pub const INDEX_BATCH_POINTS: usize = 256;
 /// Nice value of background threads (graph builds of the unindexed buffer,
-/// checkpoints, merges into the SSD tier): searches and writes preempt them.
-pub const BACKGROUND_NICE: i32 = 19;
+/// checkpoints, merges into the SSD tier): a search or write waking up
+/// preempts them, and a busy one leaves them about a tenth of its core.
+/// (At 19 they got ~1.5 %: a machine busy with searches or other processes
+/// starved the graph build, and with it ingest, once the buffer was full.)
+pub const BACKGROUND_NICE: i32 = 10;
 
 /// Default re-rank factor of a collection whose memory tier stores f16 or
 /// SQ8 codes: the best `max(k, rerank × k)` candidates found on the codes
@@ -97,6 +100,10 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 1 << 20;
 /// collection without an SSD tier, takes well under a millisecond, less
 /// than handing it to the blocking pool and back costs.
 pub const INLINE_SEARCH_MAX_WORK: usize = 1024;
+/// Most points in the unindexed buffer for a search to still run inline:
+/// a bigger buffer's exact scan takes longer than the hand-off to the
+/// blocking pool, and would hold up the async worker's other requests.
+pub const INLINE_SEARCH_MAX_UNINDEXED: usize = 2048;
 
 /// Deepest nesting of a search filter (`must` / `should` / `must_not`).
 pub const MAX_FILTER_DEPTH: usize = 16;

@@ -107,6 +107,9 @@ pub fn run(a: MixedArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         conn.collections().create(req).await.map_err(status)?;
+        // Searches on a connection of their own: on the import's, they
+        // would queue behind its megabyte batches (HTTP/2 flow control).
+        let search_conn = connect(&a.conn).await?;
 
         let phase = Arc::new(AtomicU8::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -114,7 +117,7 @@ pub fn run(a: MixedArgs) -> anyhow::Result<()> {
         let mut searchers = Vec::new();
         for _ in 0..a.clients {
             let (mut points, phase, stop, next, queries) = (
-                conn.points(),
+                search_conn.points(),
                 phase.clone(),
                 stop.clone(),
                 next.clone(),

@@ -295,3 +295,4 @@ fn buffered_points_survive_a_reopen_through_the_wal() {
     col.index_now().unwrap();
     assert_eq!(col.unindexed(), 0);
 }
+

@@ -105,6 +105,12 @@ impl Segment {
         self.visible.store(self.hnsw.len(), Ordering::Release);
     }
 
+    /// Whether `node` is published (searchable); a write that is still
+    /// being applied has appended it, and maybe mapped its id to it.
+    pub fn is_published(&self, node: NodeId) -> bool {
+        (node.0 as usize) < self.visible.load(Ordering::Acquire)
+    }
+
     /// Points appended and published but not linked yet.
     pub fn unindexed(&self) -> usize {
         let indexed = self.indexed.load(Ordering::Acquire);

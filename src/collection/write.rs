@@ -98,9 +98,9 @@ impl Collection {
     pub(super) fn apply(&self, w: &mut Writer, op: Op) -> Result<()> {
         match op {
             Op::Upsert(points) => {
-                // Points are appended (stored, not linked) in batch order
-                // and published together; the id map is then updated in
-                // batch order, so a repeated id ends with its last version.
+                // Points are appended (stored, not linked) and mapped in
+                // batch order, so a repeated id ends with its last version,
+                // then published together.
                 let mut rest = &points[..];
                 while !rest.is_empty() {
                     let mut active = self.active();
@@ -114,7 +114,27 @@ impl Collection {
                         .iter()
                         .map(|(id, vector, payload)| active.append(*id, vector, payload.clone()))
                         .collect::<Result<_>>()?;
+                    // The id map names the new copies before they are
+                    // published, so no search finds a copy the map does
+                    // not name yet (it would take a place in that
+                    // segment's top k, then be dropped as not current).
+                    // Until they are published a search keeps finding the
+                    // copies they replace, which are deleted only after.
+                    let mut replaced = Vec::new();
+                    {
+                        let mut map = self.map.write();
+                        for ((id, _, _), node) in chunk.iter().zip(nodes) {
+                            let loc = Loc {
+                                seg: active.id,
+                                node,
+                            };
+                            replaced.extend(map.insert(*id, loc));
+                        }
+                    }
                     active.publish();
+                    for old in replaced {
+                        self.drop_copy(old)?;
+                    }
                     if self.config.index_buffer_points == 0 {
                         // Graph inserts run in parallel (HNSW takes
                         // concurrent inserts) before the write is acknowledged.
@@ -123,18 +143,6 @@ impl Collection {
                         self.indexer.wake();
                     }
                     self.train_sq8_if_due(&active)?;
-                    let mut map = self.map.write();
-                    for ((id, _, _), node) in chunk.iter().zip(nodes) {
-                        if let Some(old) = map.insert(
-                            *id,
-                            Loc {
-                                seg: active.id,
-                                node,
-                            },
-                        ) {
-                            self.drop_copy(old)?;
-                        }
-                    }
                     rest = tail;
                 }
             }
