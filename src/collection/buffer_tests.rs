@@ -103,7 +103,11 @@ fn check_against_model(
         assert!(h.id < after, "id {} was never written", h.id);
         assert!(keep(h.id), "id {} does not match the filter", h.id);
         let d = l2(q, &data[h.id as usize]);
-        assert!((d - h.distance).abs() <= 1e-4 * (1.0 + d), "distance of {}", h.id);
+        assert!(
+            (d - h.distance).abs() <= 1e-4 * (1.0 + d),
+            "distance of {}",
+            h.id
+        );
     }
     let matching_before = (0..before).filter(|&i| keep(i)).count();
     assert!(
@@ -149,8 +153,7 @@ fn searches_during_an_import_find_every_acknowledged_point() {
     let done = Arc::new(AtomicBool::new(false));
     let searchers: Vec<_> = (0..2u64)
         .map(|t| {
-            let (col, data, acked, done) =
-                (col.clone(), data.clone(), acked.clone(), done.clone());
+            let (col, data, acked, done) = (col.clone(), data.clone(), acked.clone(), done.clone());
             std::thread::spawn(move || {
                 let mut rng = SmallRng::seed_from_u64(100 + t);
                 let mut searches = 0;
@@ -295,4 +298,3 @@ fn buffered_points_survive_a_reopen_through_the_wal() {
     col.index_now().unwrap();
     assert_eq!(col.unindexed(), 0);
 }
-

@@ -61,11 +61,7 @@ impl Indexer {
             if *self.stopped.lock() {
                 return;
             }
-            let next = segments
-                .read()
-                .iter()
-                .find(|s| s.unindexed() > 0)
-                .cloned();
+            let next = segments.read().iter().find(|s| s.unindexed() > 0).cloned();
             match next {
                 Some(seg) => {
                     if let Err(e) = seg.index_batch(INDEX_BATCH_POINTS, true) {

@@ -4,8 +4,12 @@
 //! write-ahead log (`wal/`), a manifest, and the files of its checkpointed
 //! segments. Each write is validated, appended to the WAL (durable under
 //! the collection's fsync policy), applied to the active memory tier (an HNSW
-//! segment), then acknowledged, so a search issued after an acknowledged
-//! write sees it. When the active segment is full it is frozen (still
+//! segment: stored in a node, not yet linked into the graph), then
+//! acknowledged, so a search issued after an acknowledged write sees it:
+//! a segment's unlinked nodes (its *unindexed buffer*) are scanned exactly
+//! by every search, and a background indexer (`indexer.rs`) links them into
+//! the graph at low priority. Writers wait while the buffer holds more than
+//! `index_buffer_points` (with 0, a write links its points itself). When the active segment is full it is frozen (still
 //! searchable, deletes only) and a fresh one takes writes; a background
 //! checkpoint writes frozen segments to disk, commits a new manifest and
 //! truncates the WAL. Reopening loads the checkpointed segments and replays
@@ -39,10 +43,20 @@
 //! call back into the collection. No lock of the collection is held while
 //! waiting for a WAL acknowledgement or joining a background checkpoint.
 //!
+//! A segment's batch lock (`Segment::index_batch`, one linking batch at a
+//! time) is taken by the indexer thread holding no collection lock, by a
+//! checkpoint holding only `checkpointing`, and by a writer under `writer`
+//! (an SQ8 re-encode, or `index_buffer_points` 0); under it only the HNSW's
+//! own locks are taken, and it is always taken outside the background pool,
+//! so no pool thread waits for it. The indexer's condition variables are
+//! leaves: a writer waits for buffer room before it takes `writer`.
+//!
 //! The code lives by job: `write.rs` (upsert, delete, rotation),
-//! `replay.rs` (the WAL at open), `checkpoint.rs` and `merge.rs` (into the
-//! SSD tier), `search.rs`, `read.rs` (`get`, `scroll`), `stats.rs`; this
-//! file holds the state, open and create.
+//! `indexer.rs` (the background graph build of the buffer),
+//! `background.rs` (the low-priority pool), `replay.rs` (the WAL at open),
+//! `checkpoint.rs` and `merge.rs` (into the SSD tier), `search.rs`,
+//! `read.rs` (`get`, `scroll`), `stats.rs`; this file holds the state, open
+//! and create.
 
 mod activity;
 mod background;

@@ -151,9 +151,7 @@ impl Collection {
                     (id, copy)
                 };
                 let is_current = map.get(&id).is_some_and(|l| {
-                    *l == here
-                        || Some(*l) == copy
-                        || (l.seg != SSD && unpublished(&segs, *l))
+                    *l == here || Some(*l) == copy || (l.seg != SSD && unpublished(&segs, *l))
                 });
                 if is_current && seen.insert(id) {
                     current.push((id, dist, here));

@@ -138,7 +138,10 @@ impl Segment {
     pub fn index_batch(&self, max: usize, background: bool) -> Result<usize> {
         let _one = self.index_lock.lock();
         let start = self.indexed.load(Ordering::Acquire);
-        let end = self.visible.load(Ordering::Acquire).min(start.saturating_add(max));
+        let end = self
+            .visible
+            .load(Ordering::Acquire)
+            .min(start.saturating_add(max));
         if end <= start {
             return Ok(0);
         }
