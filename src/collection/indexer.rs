@@ -6,9 +6,14 @@
 //! Writers call [`Indexer::wait_for_room`] before they log an upsert: while
 //! the buffer holds more than the collection's `index_buffer_points` they
 //! wait for the indexer (backpressure), so the exact scan every search
-//! makes of the buffer stays bounded. The thread holds the segment list,
-//! never the collection: dropping the last `Arc<Collection>` stops it.
+//! makes of the buffer stays bounded. While a writer waits, the graph build
+//! is what the write waits for, so batches then run at normal priority
+//! (the global rayon pool) instead of the background pool: on a busy
+//! machine a low-priority build would hold ingest to a trickle. The thread
+//! holds the segment list, never the collection: dropping the last
+//! `Arc<Collection>` stops it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -39,6 +44,8 @@ pub(super) struct Indexer {
     work: Condvar,
     /// Signalled after each linked batch (waiting writers wait on it).
     room: Condvar,
+    /// Writers waiting for room in the buffer.
+    waiting: AtomicUsize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -64,7 +71,8 @@ impl Indexer {
             let next = segments.read().iter().find(|s| s.unindexed() > 0).cloned();
             match next {
                 Some(seg) => {
-                    if let Err(e) = seg.index_batch(INDEX_BATCH_POINTS, true) {
+                    let urgent = self.waiting.load(Ordering::Acquire) > 0;
+                    if let Err(e) = seg.index_batch(INDEX_BATCH_POINTS, !urgent) {
                         tracing::error!(collection = name, segment = seg.id, error = %e, "graph build of buffered points failed");
                         std::thread::sleep(Duration::from_secs(1));
                     }
@@ -95,17 +103,19 @@ impl Indexer {
     /// `incoming` more (a batch larger than `bound` waits for an empty
     /// buffer). Returns at once once the indexer is stopped.
     pub fn wait_for_room(&self, segments: &SegmentList, incoming: usize, bound: usize) {
+        let full = |pending: usize| pending > 0 && pending.saturating_add(incoming) > bound;
+        if !full(unindexed(segments)) {
+            return;
+        }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
         loop {
-            let pending = unindexed(segments);
-            if pending == 0 || pending.saturating_add(incoming) <= bound {
-                return;
-            }
             let mut stopped = self.stopped.lock();
-            if *stopped {
-                return;
+            if *stopped || !full(unindexed(segments)) {
+                break;
             }
             self.room.wait_for(&mut stopped, RECHECK);
         }
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Stops the thread and waits for its current batch.
