@@ -44,9 +44,11 @@ pub const DEFAULT_MEMORY_TIER_POINTS: usize = 100_000;
 
 /// Default `index_buffer_points` of a collection: acknowledged points not
 /// yet in the graph, scanned exactly by every search, before writers wait
-/// for the background indexer. The scan costs about 0.1 µs per point at
-/// 384 dimensions on the reference machine (docs/BENCHMARKS.md).
-pub const DEFAULT_INDEX_BUFFER_POINTS: usize = 20_000;
+/// for the background indexer. The scan costs every search about 0.1–0.2 µs
+/// per point at 384 dimensions on the reference machine: at 5,000 a search's
+/// p99 during a full-speed import stayed within 1.5–2.7× of idle, at 20,000
+/// it was 6–8× (docs/BENCHMARKS.md, "Ingest without waiting for the graph").
+pub const DEFAULT_INDEX_BUFFER_POINTS: usize = 5_000;
 /// Largest `index_buffer_points` of a collection.
 pub const MAX_INDEX_BUFFER_POINTS: usize = 1_000_000;
 /// Buffered nodes the background indexer links per batch (in parallel),
