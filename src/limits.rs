@@ -55,7 +55,7 @@ pub const MAX_INDEX_BUFFER_POINTS: usize = 1_000_000;
 /// between which it looks for older segments and wakes waiting writers.
 pub const INDEX_BATCH_POINTS: usize = 256;
 /// Nice value of background threads (graph builds of the unindexed buffer,
-/// checkpoints, merges into the SSD tier): a search or write waking up
+/// merges into the SSD tier): a search or write waking up
 /// preempts them, and a busy one leaves them about a tenth of its core.
 /// (At 19 they got ~1.5 %: a machine busy with searches or other processes
 /// starved the graph build, and with it ingest, once the buffer was full.)

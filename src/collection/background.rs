@@ -1,6 +1,5 @@
 //! The pool that runs a collection's background work: linking the
-//! unindexed buffer into the graph, checkpoints and merges into the SSD
-//! tier. Its threads (one per core) run at nice [`BACKGROUND_NICE`], so the
+//! unindexed buffer into the graph and merges into the SSD tier. Its threads (one per core) run at nice [`BACKGROUND_NICE`], so the
 //! scheduler gives searches and writes the cores first and background work
 //! takes what is left: a search never queues behind a graph build or a
 //! merge for CPU. The pool is shared by every collection of the process.
