@@ -6,8 +6,9 @@
 //! chaos test (SIGKILL a leader and a follower, partition a node, kill an
 //! etcd member, restart everything, under majority writes and filtered
 //! searches; then every acknowledged write exact, no deleted id back,
-//! replicas converged) and the bad-input cases. Rebalancing runs too with
-//! QUIVER_CLUSTER_REBALANCE=1.
+//! replicas converged), the bad-input cases, and rebalancing (a fourth
+//! node joins and takes replicas, then one of the first three leaves and
+//! its replicas are re-created elsewhere).
 //!
 //! Needs root (namespaces), `ip`, etcd and grpcio/grpcio-tools: without
 //! them the test prints a note and returns, except under CI (`.ci/run`
@@ -72,10 +73,7 @@ fn cluster_scenarios_on_namespaced_hosts() {
     let bin = quiver_bin();
     let mut scenarios = vec!["selftest"];
     if has_cluster_mode(&bin) {
-        scenarios.extend(["chaos", "bad_input"]);
-        if std::env::var_os("QUIVER_CLUSTER_REBALANCE").is_some() {
-            scenarios.push("rebalance");
-        }
+        scenarios.extend(["chaos", "bad_input", "rebalance"]);
     } else {
         eprintln!("note: `quiver serve` has no --cluster: only the harness self-test runs");
     }

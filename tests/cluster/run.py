@@ -5,7 +5,7 @@ Debian's etcd-server and grpcio/grpcio-tools).
     sudo python3 tests/cluster/run.py --bin target/release/quiver [SCENARIO...]
 
 Scenarios: selftest (etcd and the network alone, no quiver), chaos,
-bad_input, rebalance (default: selftest chaos bad_input).  Exit code 0 when
+bad_input, rebalance (default: selftest chaos bad_input rebalance).  Exit code 0 when
 every scenario passed, 1 when one failed, 77 when every scenario that ran
 was skipped.  The last line reads `N passed, N failed, N skipped`.
 """
@@ -35,7 +35,7 @@ def main():
                     help="scale of the chaos phases (1.0: about a minute of faults)")
     ap.add_argument("--faults", default="leader,follower,partition,etcd,restart",
                     help="the chaos faults to inject, in this order (default: all)")
-    ap.add_argument("scenarios", nargs="*", default=["selftest", "chaos", "bad_input"])
+    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run.py: needs root (network namespaces)")
