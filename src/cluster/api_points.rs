@@ -92,26 +92,20 @@ impl ClusterPoints {
     }
 }
 
-/// Validates points before they are logged: dimension, finite values,
-/// payload values (the collection checks the rest, alike on every replica).
+/// Validates points before they are logged, with the collection's own
+/// checks (dimension, finite values, a cosine norm) and payload conversion;
+/// the collection checks the rest alike on every replica.
 fn check_points(item: &CatalogItem, points: &[api::Point]) -> Result<(), Status> {
-    let dim = item.entry.create.as_ref().map_or(0, |c| c.dimension) as usize;
+    let create = item.entry.create.as_ref();
+    let dim = create.map_or(0, |c| c.dimension) as usize;
+    let normalizes = create.is_some_and(|c| c.metric == api::Metric::Cosine as i32);
     for (i, p) in points.iter().enumerate() {
-        if p.vector.len() != dim {
-            return Err(crate::server::status::invalid(
-                &format!("points[{i}].vector"),
-                format!(
-                    "has {} values, the collection's dimension is {dim}",
-                    p.vector.len()
-                ),
-            ));
-        }
-        if let Some(j) = p.vector.iter().position(|v| !v.is_finite()) {
-            return Err(crate::server::status::invalid(
-                &format!("points[{i}].vector[{j}]"),
-                "must be finite",
-            ));
-        }
+        crate::collection::check_vector(
+            &p.vector,
+            dim,
+            normalizes,
+            &format!("points[{i}].vector"),
+        )?;
         crate::server::convert::payload_from_pb(
             p.payload.clone(),
             &format!("points[{i}].payload"),

@@ -244,18 +244,19 @@ async fn step(
         r.observe_term(pos.term);
         return Ok(false);
     }
-    let (last, _) = r.log.lock().last();
-    let matches = pos.last_lsn <= last && r.log.lock().term_at(pos.last_lsn) == Some(pos.last_term);
+    let (last, matches) = {
+        let log = r.log.lock();
+        let (last, _) = log.last();
+        (
+            last,
+            pos.last_lsn <= last && log.term_at(pos.last_lsn) == Some(pos.last_term),
+        )
+    };
     if !matches {
         send_snapshot(node, r, addr, term).await?;
         return Ok(false);
     }
-    let records = r
-        .log
-        .lock()
-        .read_after(pos.last_lsn, CATCH_UP_BYTES)
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let Some(records) = records else {
+    let Some(records) = read_log(r, pos.last_lsn).await? else {
         send_snapshot(node, r, addr, term).await?;
         return Ok(false);
     };
@@ -271,11 +272,8 @@ async fn step(
     }
     let mut pos = pos;
     loop {
-        let records = r
-            .log
-            .lock()
-            .read_after(pos.last_lsn, CATCH_UP_BYTES)
-            .map_err(|e| Status::internal(e.to_string()))?
+        let records = read_log(r, pos.last_lsn)
+            .await?
             .ok_or_else(|| Status::internal("log trimmed during catch-up"))?;
         if records.is_empty() {
             break;
@@ -288,6 +286,16 @@ async fn step(
     }
     tracing::info!(collection = %r.collection, shard = r.shard, follower, lsn = pos.last_lsn, "follower in sync");
     Ok(true)
+}
+
+/// The log records after `lsn` (up to [`CATCH_UP_BYTES`]), read on the
+/// blocking pool: they come from disk.
+async fn read_log(r: &Arc<Replica>, lsn: u64) -> Result<Option<Vec<pb::LogRecord>>, Status> {
+    let me = r.clone();
+    tokio::task::spawn_blocking(move || me.log.lock().read_after(lsn, CATCH_UP_BYTES))
+        .await
+        .map_err(|e| Status::internal(format!("replication log task: {e}")))?
+        .map_err(|e| Status::internal(e.to_string()))
 }
 
 async fn append(

@@ -74,6 +74,7 @@ impl Router {
             .collections
             .get(name)
             .cloned()
+            .filter(|item| item.shards() > 0)
             .ok_or_else(|| Status::not_found(format!("collection {name:?} does not exist")))
     }
 

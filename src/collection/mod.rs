@@ -72,6 +72,7 @@ pub use config::{
 };
 pub use error::{CollectionError, Result};
 pub use fields::FieldIndexInfo;
+pub(crate) use point::check_vector;
 pub use point::{Payload, Point, PointId, Value};
 pub use read::Record;
 pub use search::SearchRequest;
