@@ -42,6 +42,25 @@ pub const MAX_MEMORY_TIER_POINTS: usize = 50_000_000;
 /// Default `memory_tier_points` of a collection.
 pub const DEFAULT_MEMORY_TIER_POINTS: usize = 100_000;
 
+/// Default `index_buffer_points` of a collection: acknowledged points not
+/// yet in the graph, scanned exactly by every search, before writers wait
+/// for the background indexer. The scan costs every search about 0.1–0.2 µs
+/// per point at 384 dimensions on the reference machine: at 5,000 a search's
+/// p99 during a full-speed import stayed within 1.5–2.7× of idle, at 20,000
+/// it was 6–8× (docs/BENCHMARKS.md, "Ingest without waiting for the graph").
+pub const DEFAULT_INDEX_BUFFER_POINTS: usize = 5_000;
+/// Largest `index_buffer_points` of a collection.
+pub const MAX_INDEX_BUFFER_POINTS: usize = 1_000_000;
+/// Buffered nodes the background indexer links per batch (in parallel),
+/// between which it looks for older segments and wakes waiting writers.
+pub const INDEX_BATCH_POINTS: usize = 256;
+/// Nice value of background threads (graph builds of the unindexed buffer,
+/// merges into the SSD tier): a search or write waking up
+/// preempts them, and a busy one leaves them about a tenth of its core.
+/// (At 19 they got ~1.5 %: a machine busy with searches or other processes
+/// starved the graph build, and with it ingest, once the buffer was full.)
+pub const BACKGROUND_NICE: i32 = 10;
+
 /// Default re-rank factor of a collection whose memory tier stores f16 or
 /// SQ8 codes: the best `max(k, rerank × k)` candidates found on the codes
 /// are re-scored with the full vectors.
@@ -83,6 +102,10 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 1 << 20;
 /// collection without an SSD tier, takes well under a millisecond, less
 /// than handing it to the blocking pool and back costs.
 pub const INLINE_SEARCH_MAX_WORK: usize = 1024;
+/// Most points in the unindexed buffer for a search to still run inline:
+/// a bigger buffer's exact scan takes longer than the hand-off to the
+/// blocking pool, and would hold up the async worker's other requests.
+pub const INLINE_SEARCH_MAX_UNINDEXED: usize = 2048;
 
 /// Deepest nesting of a search filter (`must` / `should` / `must_not`).
 pub const MAX_FILTER_DEPTH: usize = 16;

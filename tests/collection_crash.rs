@@ -1,7 +1,9 @@
 //! Crash recovery of a collection: a child process writes with
 //! `fsync = always` and is killed with SIGKILL at random moments (including
-//! during background checkpoints and merges into the SSD tier); every reopen must show exactly the
-//! acknowledged operations (plus, possibly, the one in flight).
+//! during background checkpoints and merges into the SSD tier, and while
+//! acknowledged points wait in the unindexed buffer for the background
+//! graph build); every reopen must show exactly the acknowledged operations
+//! (plus, possibly, the one in flight).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -18,7 +20,40 @@ const DIM: usize = 8;
 
 #[test]
 fn kill_9_at_random_moments_loses_no_acknowledged_write() {
+    let (_, ssd_points, _) = kill_rounds(&[], false);
+    // Frozen segments were merged into the SSD tier, so kills landed
+    // around merges too.
+    assert!(ssd_points > 0, "nothing ever reached the SSD tier");
+}
+
+/// Writes outrun the graph build (no fsync, a big efConstruction, a large
+/// buffer), so kills land while acknowledged points are only in the WAL
+/// and the unindexed buffer, and while the indexer is linking them; after
+/// every reopen each live point is found by a search for its own vector.
+#[test]
+fn kill_9_during_background_graph_builds_loses_no_acknowledged_point() {
+    let args = [
+        "--tier",
+        "2000",
+        "--index-buffer-points",
+        "5000",
+        "--ef-construction",
+        "400",
+        "--no-fsync",
+    ];
+    let (_, _, buffered_kills) = kill_rounds(&args, true);
+    assert!(
+        buffered_kills > 0,
+        "no kill landed while points waited for the graph"
+    );
+}
+
+/// Runs the kill-and-reopen rounds with the crash writer's `extra` flags;
+/// returns the acknowledged ops, the most points seen in the SSD tier and
+/// how many kills came while the writer reported buffered points.
+fn kill_rounds(extra: &[&str], search_each_point: bool) -> (u64, usize, usize) {
     let dir = tempfile::tempdir().unwrap();
+    let mut buffered_kills = 0;
     let seed: u64 = rand::random();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let mut acked: u64 = 0; // ops 0..acked are acknowledged
@@ -41,6 +76,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
                 "--dir",
             ])
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -49,25 +85,31 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(n) = line.strip_prefix("ack ") {
-                    let _ = tx.send(n.parse::<u64>().unwrap());
+                // "ack N unindexed U"
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let ["ack", n, "unindexed", u] = words[..] {
+                    let _ = tx.send((n.parse::<u64>().unwrap(), u.parse::<u64>().unwrap()));
                 }
             }
         });
         let wait = Duration::from_millis(rng.gen_range(50..600));
         let start = Instant::now();
+        let mut unindexed = 0;
         while start.elapsed() < wait {
-            while let Ok(n) = rx.try_recv() {
+            while let Ok((n, u)) = rx.try_recv() {
                 acked = acked.max(n + 1);
+                unindexed = u;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();
-        while let Ok(n) = rx.try_recv() {
+        while let Ok((n, u)) = rx.try_recv() {
             acked = acked.max(n + 1);
+            unindexed = u;
         }
+        buffered_kills += usize::from(unindexed > 0);
 
         let col = Collection::open(dir.path())
             .unwrap_or_else(|e| panic!("seed={seed} round={round}: reopen failed: {e}"));
@@ -131,6 +173,28 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
                 "seed={seed} round={round}: filtered count of op >= {t}"
             );
         }
+        if search_each_point {
+            // Replayed points are searchable at once (the buffer's exact
+            // scan), linked or not; the beam covers the whole id space.
+            for (&id, &op) in &model {
+                let WorkOp::Upsert(points) = workload::op(op, DIM) else {
+                    unreachable!("the model holds upserts")
+                };
+                let p = points.iter().rev().find(|p| p.id == id).unwrap();
+                let hits = col
+                    .search(&quiver::collection::SearchRequest {
+                        vector: p.vector.clone(),
+                        k: 3,
+                        ef: Some(ID_SPACE as usize * 2),
+                        ..Default::default()
+                    })
+                    .unwrap();
+                assert!(
+                    hits.iter().any(|h| h.id == id && h.distance <= 1e-6),
+                    "seed={seed} round={round}: point {id} not found by its vector"
+                );
+            }
+        }
         ssd_points = ssd_points.max(col.stats().ssd_points);
         col.close().unwrap();
         drop(col);
@@ -139,10 +203,5 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
         acked > 0,
         "seed={seed}: the writer never acknowledged anything"
     );
-    // Frozen segments were merged into the SSD tier, so kills landed
-    // around merges too.
-    assert!(
-        ssd_points > 0,
-        "seed={seed}: nothing ever reached the SSD tier"
-    );
+    (acked, ssd_points, buffered_kills)
 }

@@ -162,6 +162,20 @@ pub struct ImportArgs {
     /// For `--create` on a cluster: copies of each shard (`replication_factor`).
     #[arg(long, requires = "create")]
     replication_factor: Option<u32>,
+    /// For `--create`: most acknowledged points waiting for the graph
+    /// before writes wait (`index_buffer_points`; 0: writes wait for their
+    /// graph insert); the server's default when absent.
+    #[arg(long, requires = "create")]
+    index_buffer_points: Option<u64>,
+    /// For `--create`: acknowledge writes before fsync and fsync every this
+    /// many milliseconds (`FSYNC_MODE_INTERVAL`); fsync before every
+    /// acknowledgement when absent.
+    #[arg(long, requires = "create")]
+    fsync_interval_ms: Option<u64>,
+    /// After the import, wait until the server has linked every point into
+    /// the graph (`unindexed_points` 0) and report how long that took.
+    #[arg(long)]
+    wait_indexed: bool,
     /// Points per streamed batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -281,6 +295,13 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 rerank: a.rerank,
                 shards: a.shards,
                 replication_factor: a.replication_factor,
+                index_buffer_points: a.index_buffer_points,
+                fsync: if a.fsync_interval_ms.is_some() {
+                    pb::FsyncMode::Interval as i32
+                } else {
+                    pb::FsyncMode::Unspecified as i32
+                },
+                fsync_interval_ms: a.fsync_interval_ms,
                 ..Default::default()
             };
             match conn.collections().create(req).await {
@@ -352,12 +373,39 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         }
         let secs = started.elapsed().as_secs_f64();
         out!(
-            "imported {done} points into {:?} in {secs:.1} s ({:.0} points/s)",
+            "imported {done} points into {:?} in {secs:.1} s ({:.0} points/s acknowledged)",
             a.collection,
             done as f64 / secs
         );
+        if a.wait_indexed {
+            let waited = Instant::now();
+            while unindexed_points(&conn, &a.collection).await? > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            out!(
+                "graph caught up {:.1} s after the last acknowledgement ({:.1} s after the start)",
+                waited.elapsed().as_secs_f64(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         Ok(())
     })
+}
+
+/// The collection's `unindexed_points` (acknowledged, not yet in the graph).
+pub(crate) async fn unindexed_points(conn: &Connection, name: &str) -> anyhow::Result<u64> {
+    let info = conn
+        .collections()
+        .describe(pb::DescribeCollectionRequest {
+            name: name.to_string(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    Ok(info
+        .collection
+        .and_then(|c| c.stats)
+        .map_or(0, |s| s.unindexed_points))
 }
 
 /// One JSON payload per line (line i for row i), at least `rows` of them.

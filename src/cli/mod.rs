@@ -22,6 +22,7 @@ mod gt;
 mod health;
 mod index;
 mod load;
+mod mixed;
 mod serve;
 
 use std::process::ExitCode;
@@ -58,6 +59,9 @@ enum Command {
     Health(health::HealthArgs),
     /// Run a bounded mixed search/upsert load against a running server.
     Load(load::LoadArgs),
+    /// Import a dataset at full speed while searching it: search latency
+    /// (client and server time_us) per phase, ingest rate, graph catch-up.
+    Mixed(mixed::MixedArgs),
     /// Test helper: write a deterministic workload to a collection until killed.
     #[command(hide = true)]
     CrashWriter(crash_writer::CrashWriterArgs),
@@ -79,6 +83,7 @@ pub fn run() -> ExitCode {
         Command::Query(a) => client::query(a),
         Command::Health(a) => health::run(a),
         Command::Load(a) => load::run(a),
+        Command::Mixed(a) => mixed::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

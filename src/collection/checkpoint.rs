@@ -15,6 +15,9 @@ impl Collection {
     /// Starts a checkpoint on a background thread (joined by `close`).
     pub(super) fn spawn_checkpoint(&self) {
         if let Some(me) = self.me.upgrade() {
+            // The thread runs at normal priority: it holds the collection
+            // (a reopen waits for it), and its CPU-heavy part, the merge
+            // into the SSD tier, runs on the low-priority background pool.
             let handle = std::thread::spawn(move || {
                 if let Err(e) = me.checkpoint() {
                     tracing::error!(dir = %me.dir.display(), error = %e, "background checkpoint failed");
@@ -82,6 +85,13 @@ impl Collection {
             self.wal.sync()?;
             (w.frozen, frozen)
         };
+        // A segment file holds the graph: link what is still buffered (the
+        // segments are frozen, so nothing is appended meanwhile; the
+        // indexer takes the oldest segments first, so little is left). At
+        // normal priority, like the rest of the checkpoint.
+        for (seg, _) in &frozen {
+            seg.index_all(false)?;
+        }
         let mut store = self.store.lock();
         let generation = store.manifest().generation + 1;
         let mut files = Vec::new();

@@ -79,6 +79,11 @@ pub struct CollectionConfig {
     pub ef_search: usize,
     /// Points the active memory tier takes before it is frozen and a fresh one starts.
     pub memory_tier_points: usize,
+    /// Most points acknowledged but not yet linked into the graph (the
+    /// unindexed buffer, scanned exactly by every search) before writers
+    /// wait for the background indexer; 0 makes every write wait for its
+    /// graph insert. Configs written before this setting get the default.
+    pub index_buffer_points: usize,
     pub fsync: FsyncPolicy,
     /// Largest encoded payload of one point, in bytes.
     pub max_payload_bytes: usize,
@@ -122,6 +127,7 @@ impl Default for CollectionConfig {
             rerank_vectors: RerankVectors::Memory,
             ef_search: 64,
             memory_tier_points: limits::DEFAULT_MEMORY_TIER_POINTS,
+            index_buffer_points: limits::DEFAULT_INDEX_BUFFER_POINTS,
             fsync: FsyncPolicy::Always,
             max_payload_bytes: limits::DEFAULT_MAX_PAYLOAD_BYTES,
             ssd: Some(SsdConfig::default()),
@@ -174,6 +180,16 @@ impl CollectionConfig {
                     "must be in 1..={}, got {}",
                     limits::MAX_MEMORY_TIER_POINTS,
                     self.memory_tier_points
+                ),
+            ));
+        }
+        if self.index_buffer_points > limits::MAX_INDEX_BUFFER_POINTS {
+            return Err(CollectionError::invalid(
+                "index_buffer_points",
+                format!(
+                    "must be in 0..={}, got {}",
+                    limits::MAX_INDEX_BUFFER_POINTS,
+                    self.index_buffer_points
                 ),
             ));
         }
@@ -319,6 +335,13 @@ impl CollectionConfigBuilder {
     /// Points the active memory tier takes before it is frozen.
     pub fn memory_tier_points(mut self, n: usize) -> Self {
         self.0.memory_tier_points = n;
+        self
+    }
+
+    /// Most acknowledged points waiting for the background graph build
+    /// (0: writes wait for their graph insert).
+    pub fn index_buffer_points(mut self, n: usize) -> Self {
+        self.0.index_buffer_points = n;
         self
     }
 

@@ -126,9 +126,21 @@ impl Collection {
                     hits
                 }
                 PlanKind::FilteredGraph => {
+                    let buffer = s.unindexed_nodes();
                     let dense = sel.dense();
-                    s.hnsw
-                        .search_allowed(q, k, ef, |id| dense.contains(id), &mut st)?
+                    let mut hits =
+                        s.hnsw
+                            .search_allowed(q, k, ef, |id| dense.contains(id), &mut st)?;
+                    // The unindexed buffer is not in the graph: its
+                    // matching points are scanned exactly.
+                    if let Some(mut nodes) = buffer {
+                        nodes &= &sel.slots;
+                        if !nodes.is_empty() {
+                            let scanned = s.hnsw.scan_allowed(q, k, &nodes, &mut st)?;
+                            super::segment::merge_hits(&mut hits, scanned, k);
+                        }
+                    }
+                    hits
                 }
                 _ => Vec::new(),
             };

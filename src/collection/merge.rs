@@ -41,20 +41,22 @@ impl Collection {
             let existing = self.ssd.read().clone();
             let slots: Vec<u32> = match existing {
                 _ if ids.is_empty() => Vec::new(),
-                Some(t) => t.insert(&ids, &vectors, payloads)?,
+                Some(t) => super::background::run(|| t.insert(&ids, &vectors, payloads))?,
                 None => {
                     // The first merge builds the tier in bulk from this segment.
                     let n = ids.len() as u32;
                     let backend = self.store.lock().backend().clone();
-                    let t = SsdTier::build(
-                        &self.dir,
-                        backend,
-                        &self.config,
-                        settings,
-                        &ids,
-                        vectors,
-                        payloads,
-                    )?;
+                    let t = super::background::run(|| {
+                        SsdTier::build(
+                            &self.dir,
+                            backend,
+                            &self.config,
+                            settings,
+                            &ids,
+                            vectors,
+                            payloads,
+                        )
+                    })?;
                     t.table().create_indexes(&*self.schema.read());
                     *self.ssd.write() = Some(Arc::new(t));
                     (0..n).collect()

@@ -4,8 +4,12 @@
 //! write-ahead log (`wal/`), a manifest, and the files of its checkpointed
 //! segments. Each write is validated, appended to the WAL (durable under
 //! the collection's fsync policy), applied to the active memory tier (an HNSW
-//! segment), then acknowledged, so a search issued after an acknowledged
-//! write sees it. When the active segment is full it is frozen (still
+//! segment: stored in a node, not yet linked into the graph), then
+//! acknowledged, so a search issued after an acknowledged write sees it:
+//! a segment's unlinked nodes (its *unindexed buffer*) are scanned exactly
+//! by every search, and a background indexer (`indexer.rs`) links them into
+//! the graph at low priority. Writers wait while the buffer holds more than
+//! `index_buffer_points` (with 0, a write links its points itself). When the active segment is full it is frozen (still
 //! searchable, deletes only) and a fresh one takes writes; a background
 //! checkpoint writes frozen segments to disk, commits a new manifest and
 //! truncates the WAL. Reopening loads the checkpointed segments and replays
@@ -39,17 +43,29 @@
 //! call back into the collection. No lock of the collection is held while
 //! waiting for a WAL acknowledgement or joining a background checkpoint.
 //!
+//! A segment's batch lock (`Segment::index_batch`, one linking batch at a
+//! time) is taken by the indexer thread holding no collection lock, by a
+//! checkpoint holding only `checkpointing`, and by a writer under `writer`
+//! (an SQ8 re-encode, or `index_buffer_points` 0); under it only the HNSW's
+//! own locks are taken, and it is always taken outside the background pool,
+//! so no pool thread waits for it. The indexer's condition variables are
+//! leaves: a writer waits for buffer room before it takes `writer`.
+//!
 //! The code lives by job: `write.rs` (upsert, delete, rotation),
-//! `replay.rs` (the WAL at open), `checkpoint.rs` and `merge.rs` (into the
-//! SSD tier), `search.rs`, `read.rs` (`get`, `scroll`), `stats.rs`; this
-//! file holds the state, open and create.
+//! `indexer.rs` (the background graph build of the buffer),
+//! `background.rs` (the low-priority pool), `replay.rs` (the WAL at open),
+//! `checkpoint.rs` and `merge.rs` (into the SSD tier), `search.rs`,
+//! `read.rs` (`get`, `scroll`), `stats.rs`; this file holds the state, open
+//! and create.
 
 mod activity;
+mod background;
 mod checkpoint;
 mod config;
 mod error;
 mod fields;
 mod filtered;
+mod indexer;
 mod merge;
 mod point;
 mod point_table;
@@ -125,8 +141,9 @@ pub struct Collection {
     store: Mutex<Store>,
     wal: Wal,
     writer: Mutex<Writer>,
-    /// Every segment, oldest first; the last one is active.
-    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// Every segment, oldest first; the last one is active (shared with
+    /// the indexer thread, which must not hold the collection).
+    segments: indexer::SegmentList,
     map: RwLock<BTreeMap<PointId, Loc>>,
     /// The SSD tier, once the first merge created it (or the manifest names one).
     ssd: RwLock<Option<Arc<SsdTier>>>,
@@ -142,7 +159,16 @@ pub struct Collection {
     /// Indexed payload fields (as in `config.json`), applied to every
     /// segment and the SSD tier.
     schema: RwLock<BTreeMap<String, crate::filter::FieldType>>,
+    /// Links the unindexed buffer into the graph in the background (idle
+    /// when `index_buffer_points` is 0: writes then link their points).
+    indexer: Arc<indexer::Indexer>,
     me: Weak<Collection>,
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        self.indexer.stop();
+    }
 }
 
 impl std::fmt::Debug for Collection {
@@ -244,7 +270,7 @@ impl Collection {
                 applied: checkpoint,
                 frozen: checkpoint,
             }),
-            segments: RwLock::new(Arc::new(segments)),
+            segments: Arc::new(RwLock::new(Arc::new(segments))),
             map: RwLock::new(map),
             ssd: RwLock::new(ssd),
             merges: Mutex::new((0, 0.0)),
@@ -253,6 +279,7 @@ impl Collection {
             background: Mutex::new(Vec::new()),
             checkpoints: CheckpointCounters::default(),
             schema: RwLock::new(config.payload_indexes.clone()),
+            indexer: Arc::default(),
             me: me.clone(),
             config,
         });
@@ -260,7 +287,14 @@ impl Collection {
             let mut w = col.writer.lock();
             col.push_fresh(&mut w)?;
             let replayed = col.replay(&mut w, Lsn(checkpoint.0 + 1))?;
+            // Replayed points beyond the buffer's bound are linked now, as
+            // writes would have waited for them.
+            col.index_down_to(col.config.index_buffer_points)?;
             tracing::info!(dir = %col.dir.display(), points = col.count(), replayed, "collection opened");
+        }
+        if col.config.index_buffer_points > 0 {
+            col.indexer
+                .start(col.segments.clone(), col.dir.display().to_string());
         }
         if col.config.ssd.is_some() && col.segments.read().len() > 1 {
             // Segments written by `flush` (or by a checkpoint without an SSD
@@ -279,6 +313,31 @@ impl Collection {
         &self.dir
     }
 
+    /// Points acknowledged (and searchable) but not yet linked into the
+    /// graph: the unindexed buffer, scanned exactly by every search.
+    pub fn unindexed(&self) -> usize {
+        indexer::unindexed(&self.segments)
+    }
+
+    /// Links buffered points, oldest first, on the calling thread's pool
+    /// until at most `bound` remain.
+    fn index_down_to(&self, bound: usize) -> Result<()> {
+        while self.unindexed() > bound {
+            let segs = self.segments.read().clone();
+            for s in segs.iter() {
+                s.index_all(false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Links every buffered point into the graph now (the background
+    /// indexer would, later). For tests and benchmarks that want a caught-up
+    /// graph.
+    pub fn index_now(&self) -> Result<()> {
+        self.index_down_to(0)
+    }
+
     /// Waits for background checkpoints and makes every write durable. The
     /// directory is unlocked when the last `Arc` of the collection drops.
     pub fn close(&self) -> Result<()> {
@@ -295,5 +354,7 @@ impl Collection {
     }
 }
 
+#[cfg(test)]
+mod buffer_tests;
 #[cfg(test)]
 mod tests;

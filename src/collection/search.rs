@@ -10,7 +10,7 @@ use super::{Collection, CollectionError, Loc, PointId, Record, Result, MAX_K, SS
 use crate::filter::plan::{Explain, PlanChoice};
 use crate::filter::Filter;
 use crate::hnsw::NodeId;
-use crate::limits::{INLINE_SEARCH_MAX_WORK, MAX_EF, MAX_NPROBE};
+use crate::limits::{INLINE_SEARCH_MAX_UNINDEXED, INLINE_SEARCH_MAX_WORK, MAX_EF, MAX_NPROBE};
 use crate::score::{self, Prepared};
 
 /// A search request.
@@ -150,7 +150,9 @@ impl Collection {
                     });
                     (id, copy)
                 };
-                let is_current = map.get(&id).is_some_and(|l| *l == here || Some(*l) == copy);
+                let is_current = map.get(&id).is_some_and(|l| {
+                    *l == here || Some(*l) == copy || (l.seg != SSD && unpublished(&segs, *l))
+                });
                 if is_current && seen.insert(id) {
                     current.push((id, dist, here));
                 }
@@ -215,7 +217,9 @@ impl Collection {
 
     /// Whether `req` is a short search that only reads memory: the
     /// collection has no SSD tier (nothing is read from disk) and its
-    /// memory segments × beam width is at most [`INLINE_SEARCH_MAX_WORK`].
+    /// memory segments × beam width is at most [`INLINE_SEARCH_MAX_WORK`],
+    /// and its unindexed buffer (scanned exactly) holds at most
+    /// [`INLINE_SEARCH_MAX_UNINDEXED`] points.
     /// The server runs such searches where the request arrived instead of
     /// handing them to a blocking thread and waiting for its wake-up.
     pub fn search_is_short(&self, req: &SearchRequest) -> bool {
@@ -223,8 +227,9 @@ impl Collection {
             return false;
         }
         let beam = req.ef.unwrap_or(self.config.ef_search).max(req.k);
-        let segments = self.segments.read().len();
-        segments.saturating_mul(beam) <= INLINE_SEARCH_MAX_WORK
+        let segs = self.segments.read().clone();
+        segs.len().saturating_mul(beam) <= INLINE_SEARCH_MAX_WORK
+            && segs.iter().map(|s| s.unindexed()).sum::<usize>() <= INLINE_SEARCH_MAX_UNINDEXED
     }
 
     /// Runs several searches in parallel.
@@ -238,5 +243,17 @@ impl Collection {
         reqs: &[SearchRequest],
     ) -> Vec<Result<(Vec<Record>, Option<Explain>)>> {
         reqs.par_iter().map(|r| self.search_explained(r)).collect()
+    }
+}
+
+/// Whether `loc`, a memory copy the id map names, is not searchable yet: a
+/// write still being applied mapped its id to it before publishing it
+/// (write.rs). The live copy a search found for that id is then the one
+/// the write replaces, still current for searches until the write
+/// publishes. A segment newer than the search's snapshot counts as such.
+fn unpublished(segs: &[std::sync::Arc<super::segment::Segment>], loc: Loc) -> bool {
+    match segs.iter().find(|s| s.id == loc.seg) {
+        Some(s) => !s.is_published(loc.node),
+        None => segs.last().is_some_and(|s| loc.seg > s.id),
     }
 }

@@ -10,17 +10,26 @@
 //!
 //! A search on a lossy segment walks the codes and re-ranks the best
 //! `max(k, rerank × k)` candidates exactly ([`Segment::search`]).
+//!
+//! The unindexed buffer: writes [`Segment::append`] points (vector, id and
+//! payload stored, node not linked) and [`Segment::publish`] them; a
+//! background indexer links them in node order ([`Segment::index_batch`]).
+//! Nodes `indexed..visible` are the buffer: every search scans them exactly
+//! beside its graph search, so a point is searchable as soon as it is
+//! published and exactly found until it is linked.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::config::RerankVectors;
 use super::error::{CollectionError, Result};
 use super::point::{Payload, PointId};
 use super::point_table::PointTable;
-use crate::hnsw::{Hnsw, Neighbor, NodeId, VectorCodec};
+use crate::hnsw::{FilterStats, Hnsw, Neighbor, NodeId, VectorCodec};
 use crate::score::Prepared;
 use quiver_storage::manifest::FileEntry;
 use quiver_storage::mmap::Verify;
@@ -56,17 +65,109 @@ pub(crate) struct Segment {
     /// Once its points are copied into the SSD tier: node → SSD vector id.
     /// The segment leaves the segment list once the id map points at them.
     merged: std::sync::OnceLock<std::collections::HashMap<u32, u32>>,
+    /// Nodes below this are linked into the graph.
+    indexed: AtomicUsize,
+    /// Nodes below this are written (vector, id, payload) and searchable;
+    /// `indexed..visible` is the unindexed buffer, scanned exactly.
+    visible: AtomicUsize,
+    /// Held while nodes are linked ([`Segment::index_batch`]), so batches
+    /// run one at a time and in node order.
+    index_lock: Mutex<()>,
 }
 
 impl Segment {
+    /// A segment over `hnsw`, whose nodes (if any) are all linked.
     pub fn new(id: u32, hnsw: Hnsw) -> Self {
+        let len = hnsw.len();
         Segment {
             id,
             hnsw,
             points: Arc::default(),
             persisted: AtomicBool::new(false),
             merged: std::sync::OnceLock::new(),
+            indexed: AtomicUsize::new(len),
+            visible: AtomicUsize::new(len),
+            index_lock: Mutex::new(()),
         }
+    }
+
+    /// Stores a point in a fresh node without linking it (the caller
+    /// serialises writers, then calls [`Segment::publish`]).
+    pub fn append(&self, id: PointId, vector: &[f32], payload: Option<Payload>) -> Result<NodeId> {
+        let node = self.hnsw.append(vector)?;
+        self.points.set(node.0 as usize, id, payload.map(Arc::new));
+        Ok(node)
+    }
+
+    /// Makes every appended node searchable (by the exact scan of the
+    /// buffer). Called by the writer after its appends completed.
+    pub fn publish(&self) {
+        self.visible.store(self.hnsw.len(), Ordering::Release);
+    }
+
+    /// Whether `node` is published (searchable); a write that is still
+    /// being applied has appended it, and maybe mapped its id to it.
+    pub fn is_published(&self, node: NodeId) -> bool {
+        (node.0 as usize) < self.visible.load(Ordering::Acquire)
+    }
+
+    /// Points appended and published but not linked yet.
+    pub fn unindexed(&self) -> usize {
+        let indexed = self.indexed.load(Ordering::Acquire);
+        self.visible.load(Ordering::Acquire).saturating_sub(indexed)
+    }
+
+    /// The nodes of the unindexed buffer as a set, or `None` when it is
+    /// empty. Read before a graph search: nodes linked meanwhile are then
+    /// found twice (see [`merge_hits`]), never missed.
+    pub fn unindexed_nodes(&self) -> Option<RoaringBitmap> {
+        let indexed = self.indexed.load(Ordering::Acquire) as u32;
+        let visible = self.visible.load(Ordering::Acquire) as u32;
+        (indexed < visible).then(|| {
+            let mut set = RoaringBitmap::new();
+            set.insert_range(indexed..visible);
+            set
+        })
+    }
+
+    /// Links up to `max` buffered nodes into the graph, oldest first, in
+    /// parallel: on the low-priority background pool when `background`,
+    /// else on the caller's rayon pool. Returns how many. A segment being
+    /// linked stays searchable (HNSW takes concurrent inserts). The batch
+    /// lock is taken outside the pool, so no pool thread ever blocks on it.
+    pub fn index_batch(&self, max: usize, background: bool) -> Result<usize> {
+        let _one = self.index_lock.lock();
+        let start = self.indexed.load(Ordering::Acquire);
+        let end = self
+            .visible
+            .load(Ordering::Acquire)
+            .min(start.saturating_add(max));
+        if end <= start {
+            return Ok(0);
+        }
+        let link = || -> Result<()> {
+            if end - start >= 2 {
+                (start..end)
+                    .into_par_iter()
+                    .try_for_each(|i| self.hnsw.link_appended(NodeId(i as u32)))?;
+            } else {
+                self.hnsw.link_appended(NodeId(start as u32))?;
+            }
+            Ok(())
+        };
+        if background {
+            super::background::run(link)?;
+        } else {
+            link()?;
+        }
+        self.indexed.store(end, Ordering::Release);
+        Ok(end - start)
+    }
+
+    /// Links every buffered node (see [`Segment::index_batch`]).
+    pub fn index_all(&self, background: bool) -> Result<()> {
+        while self.index_batch(usize::MAX, background)? > 0 {}
+        Ok(())
     }
 
     /// Records that `nodes[i]` was copied to SSD vector id `slots[i]`.
@@ -106,7 +207,15 @@ impl Segment {
         ef: usize,
         rerank: usize,
     ) -> Result<Vec<Neighbor>> {
-        Ok(self.hnsw.search_rerank(query, k, ef, rerank)?)
+        let buffer = self.unindexed_nodes();
+        let mut hits = self.hnsw.search_rerank(query, k, ef, rerank)?;
+        if let Some(nodes) = buffer {
+            let scanned = self
+                .hnsw
+                .scan_allowed(query, k, &nodes, &mut FilterStats::default())?;
+            merge_hits(&mut hits, scanned, k);
+        }
+        Ok(hits)
     }
 
     /// A copy of this segment (same id, nodes, deletes and points) whose
@@ -124,13 +233,9 @@ impl Segment {
             }
         }
         let hnsw = copy.reencode_keeping_exact(codec)?;
-        Ok(Segment {
-            id: self.id,
-            hnsw,
-            points: self.points.clone(),
-            persisted: AtomicBool::new(false),
-            merged: std::sync::OnceLock::new(),
-        })
+        let mut seg = Segment::new(self.id, hnsw);
+        seg.points = self.points.clone();
+        Ok(seg)
     }
 
     pub fn del_name(&self, generation: u64) -> String {
@@ -139,13 +244,6 @@ impl Segment {
 
     pub fn is_full(&self) -> bool {
         self.hnsw.len() >= self.hnsw.capacity()
-    }
-
-    /// Inserts a point's vector; the caller serialises writers.
-    pub fn insert(&self, id: PointId, vector: &[f32], payload: Option<Payload>) -> Result<NodeId> {
-        let node = self.hnsw.insert(vector)?;
-        self.points.set(node.0 as usize, id, payload.map(Arc::new));
-        Ok(node)
     }
 
     /// The point ids, payloads and payload indexes of the nodes.
@@ -290,4 +388,18 @@ impl Segment {
         seg.persisted.store(true, Ordering::Release);
         Ok(seg)
     }
+}
+
+/// Adds `more` to the nearest-first `hits`, keeping each node once (a node
+/// linked while a search ran can come from both the graph and the buffer
+/// scan) and the `k` nearest, nearest first (ties by node).
+pub(crate) fn merge_hits(hits: &mut Vec<Neighbor>, more: Vec<Neighbor>, k: usize) {
+    if more.is_empty() {
+        return;
+    }
+    hits.extend(more);
+    hits.sort_by(|a, b| a.id.cmp(&b.id).then(a.distance.total_cmp(&b.distance)));
+    hits.dedup_by_key(|n| n.id);
+    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+    hits.truncate(k);
 }

@@ -22,6 +22,8 @@ pub struct Stats {
     pub index_memory_bytes: usize,
     pub checkpoint_lsn: u64,
     pub last_lsn: u64,
+    /// Points acknowledged but not yet linked into the graph.
+    pub unindexed_points: usize,
 }
 
 impl Collection {
@@ -47,6 +49,7 @@ impl Collection {
                 + tier.as_ref().map_or(0, |t| t.memory_bytes()),
             checkpoint_lsn: self.checkpoint_lsn.load(Ordering::Acquire),
             last_lsn: self.wal.last_lsn().0,
+            unindexed_points: segs.iter().map(|s| s.unindexed()).sum(),
         }
     }
 

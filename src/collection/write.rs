@@ -1,16 +1,21 @@
 //! The write path: validate, log to the WAL, apply to the active memory
 //! segment and the id map, rotate a full segment.
+//!
+//! An upsert appends its points to the active segment without linking them
+//! into the graph: once published they are in the segment's unindexed
+//! buffer, which searches scan exactly, and the background indexer links
+//! them ([`super::indexer`]). A writer first waits while the buffer is
+//! over `index_buffer_points` (backpressure). With `index_buffer_points`
+//! 0, the write links its points itself before it is acknowledged.
 
 use std::sync::Arc;
-
-use rayon::prelude::*;
 
 use quiver_storage::Lsn;
 
 use super::point::{check_vector, encode_payload};
 use super::record::{self, LoggedPoint, Op, KIND_DELETE, KIND_UPSERT};
 use super::segment::Segment;
-use super::{Collection, Loc, Payload, Point, PointId, Result, Writer, SSD};
+use super::{Collection, Loc, Point, PointId, Result, Writer, SSD};
 use crate::hnsw::{Hnsw, NodeId, VectorCodec, VectorEncoding};
 use crate::limits::SQ8_TRAIN_POINTS;
 use crate::quant::Sq8Quantizer;
@@ -43,6 +48,11 @@ impl Collection {
             })
             .collect();
         let bytes = record::encode_upsert(dim, &logged);
+        let bound = self.config.index_buffer_points;
+        if bound > 0 {
+            self.indexer
+                .wait_for_room(&self.segments, points.len(), bound);
+        }
         let ops = Op::Upsert(
             points
                 .into_iter()
@@ -88,9 +98,9 @@ impl Collection {
     pub(super) fn apply(&self, w: &mut Writer, op: Op) -> Result<()> {
         match op {
             Op::Upsert(points) => {
-                // Graph inserts run in parallel (HNSW takes concurrent
-                // inserts); the id map is then updated in batch order, so a
-                // repeated id ends with its last version.
+                // Points are appended (stored, not linked) and mapped in
+                // batch order, so a repeated id ends with its last version,
+                // then published together.
                 let mut rest = &points[..];
                 while !rest.is_empty() {
                     let mut active = self.active();
@@ -100,29 +110,39 @@ impl Collection {
                     }
                     let room = active.hnsw.capacity() - active.hnsw.len();
                     let (chunk, tail) = rest.split_at(room.min(rest.len()));
-                    let insert = |(id, vector, payload): &(PointId, Vec<f32>, Option<Payload>)| {
-                        active.insert(*id, vector, payload.clone())
-                    };
-                    // Even two points are worth splitting: one graph insert
-                    // costs far more than handing it to another thread.
-                    let nodes: Vec<NodeId> = if chunk.len() >= 2 {
-                        chunk.par_iter().map(insert).collect::<Result<_>>()?
-                    } else {
-                        chunk.iter().map(insert).collect::<Result<_>>()?
-                    };
-                    self.train_sq8_if_due(&active)?;
-                    let mut map = self.map.write();
-                    for ((id, _, _), node) in chunk.iter().zip(nodes) {
-                        if let Some(old) = map.insert(
-                            *id,
-                            Loc {
+                    let nodes: Vec<NodeId> = chunk
+                        .iter()
+                        .map(|(id, vector, payload)| active.append(*id, vector, payload.clone()))
+                        .collect::<Result<_>>()?;
+                    // The id map names the new copies before they are
+                    // published, so no search finds a copy the map does
+                    // not name yet (it would take a place in that
+                    // segment's top k, then be dropped as not current).
+                    // Until they are published a search keeps finding the
+                    // copies they replace, which are deleted only after.
+                    let mut replaced = Vec::new();
+                    {
+                        let mut map = self.map.write();
+                        for ((id, _, _), node) in chunk.iter().zip(nodes) {
+                            let loc = Loc {
                                 seg: active.id,
                                 node,
-                            },
-                        ) {
-                            self.drop_copy(old)?;
+                            };
+                            replaced.extend(map.insert(*id, loc));
                         }
                     }
+                    active.publish();
+                    for old in replaced {
+                        self.drop_copy(old)?;
+                    }
+                    if self.config.index_buffer_points == 0 {
+                        // Graph inserts run in parallel (HNSW takes
+                        // concurrent inserts) before the write is acknowledged.
+                        active.index_all(false)?;
+                    } else {
+                        self.indexer.wake();
+                    }
+                    self.train_sq8_if_due(&active)?;
                     rest = tail;
                 }
             }
@@ -233,6 +253,8 @@ impl Collection {
         let Some(q) = train_sq8(&active.hnsw)? else {
             return Ok(());
         };
+        // The copy is made from the graph: link the buffer first.
+        active.index_all(false)?;
         let copy = Arc::new(active.reencoded(VectorCodec::Sq8(q))?);
         let mut segs = self.segments.write();
         let list: Vec<Arc<Segment>> = segs

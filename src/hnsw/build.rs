@@ -153,6 +153,46 @@ impl Hnsw {
         Ok(NodeId(id))
     }
 
+    /// Stores one vector in a fresh slot without linking it into the graph
+    /// (concurrently with inserts and searches); returns its node id. The
+    /// node is unreachable by graph searches until [`Hnsw::link_appended`];
+    /// the caller tracks which slots are written and scans them exactly
+    /// meanwhile (the collection's unindexed buffer).
+    pub fn append(&self, v: &[f32]) -> Result<NodeId> {
+        let mut q = Vec::with_capacity(self.dim);
+        self.prepare_vector(v, "vector", &mut q)?;
+        if self.exact_source() == super::ExactSource::Mapped {
+            return Err(HnswError::param(
+                "exact_vectors",
+                "the index's full vectors are a read-only file: it takes no inserts",
+            ));
+        }
+        let cap = self.capacity();
+        let id = self
+            .len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
+                (l < cap).then_some(l + 1)
+            })
+            .map_err(|_| HnswError::Full { capacity: cap })? as u32;
+        self.codes.write_unpublished(id, &q);
+        if let Some(e) = &self.exact {
+            e.write_unpublished(id, &q)?;
+        }
+        Ok(NodeId(id))
+    }
+
+    /// Links a node stored by [`Hnsw::append`] into the graph (concurrently
+    /// with other links, inserts and searches), searching with its full
+    /// vector when the index keeps one. Each appended node is linked once.
+    pub fn link_appended(&self, id: NodeId) -> Result<()> {
+        if id.0 as usize >= self.len() {
+            return Err(HnswError::UnknownNode(id.0));
+        }
+        let exact = self.exact_vector(id);
+        with_space!(&self.codes, space => self.link(space, id.0, self.random_level(id.0), exact));
+        Ok(())
+    }
+
     /// Checks `v` and copies it into `out`, normalised for cosine.
     fn prepare_vector(&self, v: &[f32], what: &str, out: &mut Vec<f32>) -> Result<()> {
         crate::score::prepare(v, self.dim, self.metric, out)

@@ -80,6 +80,10 @@ impl TryFrom<pb::CreateCollectionRequest> for NewCollection {
                 Some(n) => to_usize("memory_tier_points", n)?,
                 None => defaults.memory_tier_points,
             },
+            index_buffer_points: match r.index_buffer_points {
+                Some(n) => to_usize("index_buffer_points", n)?,
+                None => defaults.index_buffer_points,
+            },
             fsync,
             max_payload_bytes: match r.max_payload_bytes {
                 Some(n) => to_usize("max_payload_bytes", n)?,
@@ -324,6 +328,7 @@ impl From<&CollectionConfig> for pb::CollectionSettings {
             ssd_head_ratio: c.ssd.map_or(0.0, |s| s.spann.head_ratio),
             hnsw_encoding: c.hnsw_encoding.to_string(),
             rerank: c.rerank as u32,
+            index_buffer_points: c.index_buffer_points as u64,
         }
     }
 }
@@ -341,6 +346,7 @@ impl From<Stats> for pb::CollectionStats {
             ssd_bytes: s.ssd_bytes,
             merges: s.merges,
             last_merge_seconds: s.last_merge_seconds,
+            unindexed_points: s.unindexed_points as u64,
         }
     }
 }

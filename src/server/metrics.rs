@@ -335,6 +335,11 @@ pub fn render(requests: &RequestMetrics, registry: &Registry) -> String {
         "gauge",
         "Seconds the most recent merge into the SSD tier took.",
     );
+    let mut unindexed = family(
+        "quiver_collection_unindexed_points",
+        "gauge",
+        "Points acknowledged and searchable (exact scan) but not yet linked into the graph.",
+    );
     for name in names {
         let Ok(c) = registry.get(&name) else {
             continue; // dropped since the names were read
@@ -358,9 +363,13 @@ pub fn render(requests: &RequestMetrics, registry: &Registry) -> String {
         ssd_points.values.push((name.clone(), s.ssd_points as f64));
         ssd_bytes.values.push((name.clone(), s.ssd_bytes as f64));
         merges.values.push((name.clone(), s.merges as f64));
+        unindexed
+            .values
+            .push((name.clone(), s.unindexed_points as f64));
         merge_last.values.push((name, s.last_merge_seconds));
     }
     for f in [
+        unindexed,
         points,
         segments,
         active,
