@@ -112,7 +112,14 @@ impl Collection {
         let mut explain = Explain::default();
         let mut cands = Vec::new();
         for s in segs {
-            let sel = s.table().select(f, &|want| ids.slots(want, s.id));
+            let mut sel = s.table().select(f, &|want| ids.slots(want, s.id));
+            // A write in flight has stored its points' payloads (so the
+            // indexes select them) before it maps and publishes them: such
+            // a node is not current yet, and taking a place in this
+            // segment's top k it would crowd a current point out.
+            if let Some(published) = sel.below(s.published()) {
+                sel = std::sync::Arc::new(published);
+            }
             let kind = plan::memory_plan(sel.slots.len(), s.hnsw.len() as u64, ef, choice);
             let mut st = FilterStats::default();
             let hits = match kind {

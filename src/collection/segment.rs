@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::config::RerankVectors;
@@ -105,6 +104,12 @@ impl Segment {
         self.visible.store(self.hnsw.len(), Ordering::Release);
     }
 
+    /// Nodes below this are published: searchable, and mapped by the id
+    /// map unless replaced or deleted since.
+    pub fn published(&self) -> u32 {
+        self.visible.load(Ordering::Acquire) as u32
+    }
+
     /// Whether `node` is published (searchable); a write that is still
     /// being applied has appended it, and maybe mapped its id to it.
     pub fn is_published(&self, node: NodeId) -> bool {
@@ -145,16 +150,7 @@ impl Segment {
         if end <= start {
             return Ok(0);
         }
-        let link = || -> Result<()> {
-            if end - start >= 2 {
-                (start..end)
-                    .into_par_iter()
-                    .try_for_each(|i| self.hnsw.link_appended(NodeId(i as u32)))?;
-            } else {
-                self.hnsw.link_appended(NodeId(start as u32))?;
-            }
-            Ok(())
-        };
+        let link = || -> Result<()> { Ok(self.hnsw.link_appended_range(start, end)?) };
         if background {
             super::background::run(link)?;
         } else {

@@ -58,6 +58,22 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// This selection without the slots from `end` on, or `None` when it
+    /// holds none of them.
+    pub fn below(&self, end: u32) -> Option<Selection> {
+        let max = self.slots.max()?;
+        (max >= end).then(|| {
+            let mut slots = self.slots.clone();
+            slots.remove_range(end..);
+            Selection {
+                slots,
+                dense: std::sync::OnceLock::new(),
+                payloads_scanned: self.payloads_scanned,
+                indexed_leaves: self.indexed_leaves,
+            }
+        })
+    }
+
     /// The matching slots as a bitset.
     pub fn dense(&self) -> &DenseSet {
         self.dense

@@ -193,6 +193,39 @@ impl Hnsw {
         Ok(())
     }
 
+    /// Links the appended nodes `start..end` (see [`Hnsw::link_appended`])
+    /// on the current rayon pool, in id order: each task takes the next
+    /// small run, so the graph grows as in a sequential build
+    /// (as [`Hnsw::build`] does). Concurrent searches see the nodes as they
+    /// are linked.
+    pub fn link_appended_range(&self, start: usize, end: usize) -> Result<()> {
+        /// Nodes a thread links per turn.
+        const RUN: usize = 8;
+        if end > self.len() {
+            return Err(HnswError::UnknownNode(end.saturating_sub(1) as u32));
+        }
+        if end.saturating_sub(start) <= RUN {
+            for i in start..end {
+                self.link_appended(NodeId(i as u32))?;
+            }
+            return Ok(());
+        }
+        // One task per run, each taking the next run in id order: no thread
+        // has to join (a broadcast would wait for every thread of the pool,
+        // and one may be blocked on a lock the caller holds).
+        let next = std::sync::atomic::AtomicUsize::new(start);
+        (0..(end - start).div_ceil(RUN))
+            .into_par_iter()
+            .for_each(|_| {
+                let from = next.fetch_add(RUN, Ordering::Relaxed);
+                for i in from..(from + RUN).min(end) {
+                    let exact = self.exact_vector(NodeId(i as u32));
+                    with_space!(&self.codes, space => self.link(space, i as u32, self.random_level(i as u32), exact));
+                }
+            });
+        Ok(())
+    }
+
     /// Checks `v` and copies it into `out`, normalised for cosine.
     fn prepare_vector(&self, v: &[f32], what: &str, out: &mut Vec<f32>) -> Result<()> {
         crate::score::prepare(v, self.dim, self.metric, out)

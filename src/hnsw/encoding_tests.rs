@@ -71,9 +71,12 @@ fn memory_reflects_the_codes() {
         })
         .collect();
     // Only the code arena differs: 256, 128 and 64 bytes per vector (plus
-    // the SQ8 parameters, 8 bytes per dimension).
-    assert_eq!(mem[0] - mem[1], n * 128);
-    assert_eq!(mem[0] - mem[2], n * 192 - 8 * dim);
+    // the SQ8 parameters, 8 bytes per dimension). Each arena counts whole
+    // pages from its aligned start, which depends on where the allocator
+    // put it: allow a page either way.
+    let near = |got: usize, want: usize| got.abs_diff(want) <= 4096;
+    assert!(near(mem[0] - mem[1], n * 128), "{mem:?}");
+    assert!(near(mem[0] - mem[2], n * 192 - 8 * dim), "{mem:?}");
 }
 
 #[test]
