@@ -125,6 +125,9 @@ pub const MAX_NAME_LEN: usize = 64;
 /// Longest API key.
 pub const MAX_KEY_LEN: usize = 4096;
 
+/// Cluster mode: most shards of one collection.
+pub const MAX_CLUSTER_SHARDS: u32 = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +155,3 @@ mod tests {
         }
     }
 }
-
-/// Cluster mode: most shards of one collection.
-pub const MAX_CLUSTER_SHARDS: u32 = 256;
