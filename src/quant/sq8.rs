@@ -6,7 +6,11 @@
 //! Values inside the trained range come back within `scaleᵢ / 2`; values
 //! outside it are clamped to the range.
 //!
-//! Search is asymmetric: the query stays f32 and [`Sq8Query`] precomputes, once
+//! Graph searches use [`Sq8IntQuery`] (module `int`): the query quantised
+//! once to int8, one exact integer dot product per code.
+//!
+//! [`Sq8Query`] is the asymmetric f32 form (exact distance to the decoded
+//! vector up to f32 rounding): the query stays f32 and it precomputes, once
 //! per query, the arrays that let the SIMD kernels work on the codes directly:
 //!
 //! * L2: `q' = q − min`, distance `Σ (q'ᵢ − scaleᵢ·cᵢ)²` (`l2_sq8`);
@@ -24,6 +28,9 @@
 //! | 12          | 4·dim | `min`, f32                                   |
 //! | 12 + 4·dim  | 4·dim | `scale`, f32                                 |
 //! | 12 + 8·dim  | 4     | CRC-32C of bytes `0..12 + 8·dim`             |
+
+mod int;
+pub use int::{Sq8IntQuery, MAX_OUTLIERS};
 
 use super::{QuantError, Result};
 use crate::distance::{self, kernels, Kernels, Metric, Sq8L2Fn, U8DotFn};
