@@ -15,7 +15,7 @@
 //! `Σ wᵢ·(cᵢ − 128)` is computed as `α·(Σ w8ᵢ·cᵢ − 128·Σ w8ᵢ)` with
 //! `w8 = round(w / α)`, `α = max|wᵢ| / 127`. Centring on code 128 keeps the
 //! error of rounding `w` proportional to `|cᵢ − 128|` rather than `cᵢ`.
-//! Dimensions whose weight is far above the rest (over 16× the upper quartile of `|w|`, at
+//! Dimensions whose weight is far above the rest (over 16× the mean `|w|`, at
 //! most [`MAX_OUTLIERS`] of them; e.g. a constant dimension whose trained
 //! scale defaulted to 1, or a query's spike) are kept out of the int8 weights
 //! and added exactly in f32, so they do not coarsen `α` for all others.
@@ -29,11 +29,12 @@ use crate::distance::{self, kernels, Kernels, Metric, U8I8DotFn};
 
 /// Most dimensions handled exactly in f32 (see the module docs).
 pub const MAX_OUTLIERS: usize = 16;
-/// A weight above this multiple of the upper quartile of `|w|` is an
-/// outlier. For Gaussian-like weights the largest of 65,535 is about 4.5σ,
-/// some 6.7× the quartile (0.67σ), so 16× flags only weights no such
-/// distribution reaches.
-const OUTLIER_P75: f32 = 16.0;
+/// A weight above this multiple of the mean `|w|` is an outlier. For
+/// Gaussian-like weights the mean is 0.8σ and the largest of 65,535 about
+/// 4.5σ, so 16× (12.8σ) flags only weights no such distribution reaches.
+/// One outlier of size `A` among `d` dimensions lifts the mean by `A/d`, so
+/// it is found from `d > 16` on.
+const OUTLIER_MEAN: f32 = 16.0;
 /// Code value of the centre `μ`.
 const CENTRE: f32 = 128.0;
 
@@ -64,9 +65,8 @@ pub struct Sq8IntQuery {
     w8: Vec<i8>,
     /// Outlier dimensions and their f32 weights `wᵢ`.
     outliers: Vec<(u32, f32)>,
-    /// f32 weights and their magnitudes (scratch of `set_query`).
+    /// f32 weights (scratch of `set_query`).
     w: Vec<f32>,
-    abs: Vec<f32>,
     /// Distance = `k0 + N(c) − k1·(Σ w8ᵢ·cᵢ + outliers)`, see the module docs.
     k0: f32,
     k1: f32,
@@ -95,7 +95,6 @@ impl Sq8IntQuery {
             w8: Vec::with_capacity(quantizer.dim()),
             outliers: Vec::new(),
             w: Vec::with_capacity(quantizer.dim()),
-            abs: Vec::with_capacity(quantizer.dim()),
             k0: 0.0,
             k1: 0.0,
             dot: kernels.dot_u8i8,
@@ -165,9 +164,13 @@ impl Sq8IntQuery {
         };
         self.w8.clear();
         let mut sum8 = 0i64;
+        let inv = 1.0 / alpha;
         for &x in &self.w {
-            // In −127..=127 by the choice of α; `as` saturates and maps NaN to 0.
-            let q = (x / alpha).round().clamp(-127.0, 127.0) as i8;
+            // Round half away from zero by truncation (`round` is a libm call
+            // without SSE4.1). |x·inv| ≤ 127 by the choice of α (plus a
+            // rounding ulp); `as` saturates and maps NaN to 0.
+            let y = x * inv;
+            let q = (y + 0.5f32.copysign(y)).clamp(-127.0, 127.0) as i8;
             sum8 += i64::from(q);
             self.w8.push(q);
         }
@@ -188,18 +191,12 @@ impl Sq8IntQuery {
 
     /// Moves dimensions with outsized weights from `w` to `outliers` (their
     /// `w` set to 0), unless there are more than [`MAX_OUTLIERS`]. Outsized
-    /// is above [`OUTLIER_P75`] × the upper quartile of `|w|` (a robust
-    /// scale: the outliers themselves do not raise it).
+    /// is above [`OUTLIER_MEAN`] × the mean of `|w|` (a scale that a few
+    /// outliers raise far less than the RMS would).
     fn split_outliers(&mut self) {
         self.outliers.clear();
-        self.abs.clear();
-        self.abs.extend(self.w.iter().map(|x| x.abs()));
-        let n = self.abs.len();
-        if n == 0 {
-            return;
-        }
-        let (_, &mut p75, _) = self.abs.select_nth_unstable_by(n * 3 / 4, f32::total_cmp);
-        let limit = OUTLIER_P75 * p75;
+        let n = self.w.len().max(1) as f32;
+        let limit = OUTLIER_MEAN * self.w.iter().map(|x| x.abs()).sum::<f32>() / n;
         if !(limit.is_finite() && limit > 0.0) {
             return;
         }
