@@ -284,6 +284,20 @@ impl Sq8Quantizer {
     }
 }
 
+/// The factor that normalises `query` for [`Metric::Cosine`] (1 for a zero
+/// or non-finite norm, and for the other metrics).
+fn query_scale(metric: Metric, query: &[f32]) -> f32 {
+    if !metric.normalizes() {
+        return 1.0;
+    }
+    let n = distance::dot(query, query).sqrt();
+    if n.is_finite() && n > 0.0 {
+        1.0 / n
+    } else {
+        1.0
+    }
+}
+
 /// A query prepared for distances to SQ8 codes ("lower is closer", as
 /// [`Metric`]): L2 squared, or `1 − <q, decoded>` for inner product and
 /// cosine. Reuse one per search thread with [`set_query`](Self::set_query)
@@ -347,16 +361,7 @@ impl Sq8Query {
                 self.bias = 0.0;
             }
             Metric::InnerProduct | Metric::Cosine => {
-                let inv_norm = if self.metric.normalizes() {
-                    let n = distance::dot(query, query).sqrt();
-                    if n.is_finite() && n > 0.0 {
-                        1.0 / n
-                    } else {
-                        1.0
-                    }
-                } else {
-                    1.0
-                };
+                let inv_norm = query_scale(self.metric, query);
                 let mut qmin = 0.0f64;
                 for ((&x, &m), &s) in query.iter().zip(&quantizer.min).zip(&quantizer.scale) {
                     let x = x * inv_norm;

@@ -25,7 +25,7 @@
 //! order must be exact.
 
 use super::Sq8Quantizer;
-use crate::distance::{self, kernels, Kernels, Metric, U8I8DotFn};
+use crate::distance::{kernels, Kernels, Metric, U8I8DotFn};
 
 /// Most dimensions handled exactly in f32 (see the module docs).
 pub const MAX_OUTLIERS: usize = 16;
@@ -134,16 +134,7 @@ impl Sq8IntQuery {
                 k0 = qq;
             }
             Metric::InnerProduct | Metric::Cosine => {
-                let inv_norm = if self.metric.normalizes() {
-                    let n = distance::dot(query, query).sqrt();
-                    if n.is_finite() && n > 0.0 {
-                        1.0 / n
-                    } else {
-                        1.0
-                    }
-                } else {
-                    1.0
-                };
+                let inv_norm = super::query_scale(self.metric, query);
                 let mut qmu = 0.0f64;
                 for ((&x, &m), &s) in query.iter().zip(&quantizer.min).zip(&quantizer.scale) {
                     let x = x * inv_norm;

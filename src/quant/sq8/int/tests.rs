@@ -9,26 +9,13 @@ use super::super::{Sq8Quantizer, Sq8Query};
 use super::Sq8IntQuery;
 use crate::distance::{available_kernels, Metric};
 
+/// The SQ8 tests' vectors; with `constant_dim`, dimension 0 is 5.0 in all.
 fn data(n: usize, dim: usize, seed: u64, constant_dim: bool) -> Vec<Vec<f32>> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let spread: Vec<(f32, f32)> = (0..dim)
-        .map(|_| (rng.gen_range(-3.0..3.0), rng.gen_range(0.01..2.0)))
-        .collect();
-    (0..n)
-        .map(|_| {
-            spread
-                .iter()
-                .enumerate()
-                .map(|(i, &(o, s))| {
-                    if constant_dim && i == 0 {
-                        5.0
-                    } else {
-                        o + s * rng.gen_range(-1.0f32..1.0)
-                    }
-                })
-                .collect()
-        })
-        .collect()
+    let mut vs = super::super::tests::random_vectors(n, dim, seed);
+    if constant_dim {
+        vs.iter_mut().for_each(|v| v[0] = 5.0);
+    }
+    vs
 }
 
 /// `|int − exact| ≤ k1/2·α-rounding·Σ|cᵢ − 128| + f32 slack`.
