@@ -239,7 +239,13 @@ proptest! {
 fn check_u8i8(w: &[i8], code: &[u8]) {
     let want = super::scalar::dot_u8i8(w, code);
     for k in available_kernels() {
-        assert_eq!((k.dot_u8i8)(w, code), want, "dot_u8i8/{}/{}", k.name, w.len());
+        assert_eq!(
+            (k.dot_u8i8)(w, code),
+            want,
+            "dot_u8i8/{}/{}",
+            k.name,
+            w.len()
+        );
     }
 }
 
@@ -250,7 +256,9 @@ fn dot_u8i8_extremes_every_dim() {
     for &d in DIMS.iter().chain(&[383, 384, 385, 65_535]) {
         check_u8i8(&vec![127; d], &vec![255; d]);
         check_u8i8(&vec![-127; d], &vec![255; d]);
-        let w: Vec<i8> = (0..d).map(|i| if i % 2 == 0 { 127 } else { -128 }).collect();
+        let w: Vec<i8> = (0..d)
+            .map(|i| if i % 2 == 0 { 127 } else { -128 })
+            .collect();
         check_u8i8(&w, &vec![255; d]);
     }
 }

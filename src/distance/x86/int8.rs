@@ -109,9 +109,10 @@ fn avx2_imp(w: &[i8], code: &[u8]) -> i32 {
     let s = _mm_add_epi32(lo, hi);
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    let mut total = _mm_cvtsi128_si32(s);
-    for j in i..n {
-        total += i32::from(w[j]) * i32::from(code[j]);
-    }
-    total
+    let tail: i32 = w[i..n]
+        .iter()
+        .zip(&code[i..n])
+        .map(|(&a, &c)| i32::from(a) * i32::from(c))
+        .sum();
+    _mm_cvtsi128_si32(s) + tail
 }

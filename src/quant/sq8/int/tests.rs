@@ -33,7 +33,8 @@ fn check(quant: &Sq8Quantizer, metric: Metric, query: &[f32], codes: &[Vec<u8>])
             let want = exact.distance(code);
             let spread: f32 = code.iter().map(|&c| (f32::from(c) - 128.0).abs()).sum();
             let tol = q.k1 * 0.5 * spread * 1.001
-                + 1e-5 * (q.k0.abs() + norm + want.abs() + q.k1 * 255.0 * 127.0 * code.len() as f32)
+                + 1e-5
+                    * (q.k0.abs() + norm + want.abs() + q.k1 * 255.0 * 127.0 * code.len() as f32)
                 + 1e-5;
             assert!(
                 (got - want).abs() <= tol,
@@ -94,7 +95,8 @@ fn zero_query_and_reuse() {
     let code = quant.encode_vec(&vs[2]);
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
         let zero = vec![0.0; 33];
-        let d = Sq8IntQuery::new(&quant, metric, &zero).distance(&code, quant.centered_sq_norm(&code));
+        let d =
+            Sq8IntQuery::new(&quant, metric, &zero).distance(&code, quant.centered_sq_norm(&code));
         assert!(d.is_finite());
         // set_query on a used value equals a fresh one.
         let mut q = Sq8IntQuery::new(&quant, metric, &vs[0]);
