@@ -2,11 +2,13 @@
 """quiver's HNSW on f32 / f16 / SQ8 codes (with exact re-rank) against
 hnswlib, faiss HNSWFlat and ScaNN, side by side, single-thread search.
 
-Every index is built once: quiver builds one f32 graph (`quiver bench
---save`), and each encoding runs on that same graph (`quiver bench --load
-G --encoding E --hnsw-rerank R`, which re-encodes it and keeps the f32
-vectors for the re-rank); hnswlib, faiss and ScaNN are built in this
-process and kept. Then ROUNDS rounds run every system's whole sweep, in a
+Every index is built once: quiver builds one f32 graph per `--graphs`
+entry (M:efConstruction, `quiver bench --save`), and each encoding runs on
+those same graphs (`quiver bench --load G --encoding E --hnsw-rerank R`,
+which re-encodes it and keeps the f32 vectors for the re-rank); hnswlib and
+faiss build one index per `--graphs` entry too, and ScaNN one; all are
+built in this process and kept. A system's envelope spans all its graphs
+and settings, and the script prints which setting is on it at each recall. Then ROUNDS rounds run every system's whole sweep, in a
 rotated order, and each setting's median QPS over the rounds is kept (recall
 does not change between rounds). For each system the script reports the
 QPS at recall@k 0.90 / 0.95 / 0.99 / 0.999, interpolated on the upper
@@ -19,13 +21,13 @@ best encoding to every peer and to the best peer.
         --base ../shared/datasets/minilm-npm-384/base.fbin \\
         --query ../shared/datasets/minilm-npm-384/query.fbin \\
         --gt ../shared/datasets/minilm-npm-384/gt.ibin --metric cosine \\
-        --json codes.json
+        --graphs 16:200,32:400 --json codes.json
 
 A peer that fails to import or build is reported and skipped. ScaNN
-(cosine/ip only here): a tree of about 2*sqrt(n) leaves, asymmetric hashing
+(squared L2, or dot product for cosine/ip): a tree of about 2*sqrt(n) leaves, asymmetric hashing
 with 2 dimensions per block, exact reorder; the sweep crosses leaves searched
-with the reorder depth. hnswlib and faiss use the same M, efConstruction and
-ef sweep as quiver.
+with the reorder depth. hnswlib and faiss use the same graphs (M,
+efConstruction) and ef sweep as quiver.
 """
 import argparse
 import json
@@ -63,16 +65,19 @@ class Hnswlib:
         import hnswlib
 
         self.version = getattr(hnswlib, "__version__", "0.8.0")
-        self.index = hnswlib.Index(space=a.metric, dim=base.shape[1])
-        self.index.init_index(max_elements=base.shape[0], M=a.m, ef_construction=a.ef_construction,
-                              random_seed=100)
-        self.index.add_items(base, np.arange(base.shape[0]), num_threads=a.build_threads)
-        self.settings = [{"ef": ef} for ef in a.ef]
+        self.indexes = {}
+        for m, efc in a.graphs:
+            index = hnswlib.Index(space=a.metric, dim=base.shape[1])
+            index.init_index(max_elements=base.shape[0], M=m, ef_construction=efc, random_seed=100)
+            index.add_items(base, np.arange(base.shape[0]), num_threads=a.build_threads)
+            self.indexes[graph_key(m, efc)] = index
+        self.settings = [{"graph": g, "ef": ef} for g in self.indexes for ef in a.ef]
         self.k = a.k
 
     def search(self, s, query):
-        self.index.set_ef(max(s["ef"], self.k))
-        return timed(lambda q: self.index.knn_query(q, k=self.k, num_threads=1)[0], query)
+        index = self.indexes[s["graph"]]
+        index.set_ef(max(s["ef"], self.k))
+        return timed(lambda q: index.knn_query(q, k=self.k, num_threads=1)[0], query)
 
 
 class FaissHnsw:
@@ -86,17 +91,21 @@ class FaissHnsw:
         metric = faiss.METRIC_L2 if a.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         self.cosine = a.metric == "cosine"
         faiss.omp_set_num_threads(a.build_threads)
-        self.index = faiss.IndexHNSWFlat(base.shape[1], a.m, metric)
-        self.index.hnsw.efConstruction = a.ef_construction
-        self.index.add(normalize(base) if self.cosine else base)
+        self.indexes = {}
+        for m, efc in a.graphs:
+            index = faiss.IndexHNSWFlat(base.shape[1], m, metric)
+            index.hnsw.efConstruction = efc
+            index.add(normalize(base) if self.cosine else base)
+            self.indexes[graph_key(m, efc)] = index
         faiss.omp_set_num_threads(1)
-        self.settings = [{"ef": ef} for ef in a.ef]
+        self.settings = [{"graph": g, "ef": ef} for g in self.indexes for ef in a.ef]
         self.k = a.k
 
     def search(self, s, query):
-        self.index.hnsw.efSearch = max(s["ef"], self.k)
+        index = self.indexes[s["graph"]]
+        index.hnsw.efSearch = max(s["ef"], self.k)
         q = normalize(query) if self.cosine else query
-        return timed(lambda q: self.index.search(q, self.k)[1], q)
+        return timed(lambda q: index.search(q, self.k)[1], q)
 
 
 class Scann:
@@ -130,6 +139,10 @@ class Scann:
         return timed(lambda q: self.searcher.search_batched(
             q, final_num_neighbors=self.k, leaves_to_search=s["leaves"],
             pre_reorder_num_neighbors=max(s["reorder"], self.k))[0], q)
+
+
+def graph_key(m, efc):
+    return f"M={m},efC={efc}"
 
 
 def quiver_sweep(a, graph, encoding, reranks):
@@ -166,6 +179,16 @@ def envelope_qps(points, target):
     return None
 
 
+def envelope_setting(points, target):
+    """The setting (key) of the cheapest envelope point at recall >= target."""
+    best = None
+    for r, q, key in points:
+        # Recall is a mean of per-query fractions: 0.999 can arrive as 0.99899999.
+        if r + 1e-9 >= target and (best is None or q > best[1]):
+            best = (r, q, key)
+    return best[2] if best else None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", required=True)
@@ -174,6 +197,9 @@ def main():
     p.add_argument("--metric", default="l2", choices=["l2", "ip", "cosine"])
     p.add_argument("--m", type=int, default=16)
     p.add_argument("--ef-construction", type=int, default=200)
+    p.add_argument("--graphs", default=None,
+                   help="graphs as M:efConstruction,... (e.g. 16:200,32:400): quiver, hnswlib and faiss each "
+                        "build every one and their envelopes span all (default: --m:--ef-construction)")
     p.add_argument("--ef", default="10,12,16,20,24,32,40,48,64,96,128,192,256,384,512,768")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--build-threads", type=int, default=2)
@@ -184,10 +210,16 @@ def main():
     p.add_argument("--scann-reorder", default="30,50,100,200,400")
     p.add_argument("--peers", default="hnswlib,faiss,scann")
     p.add_argument("--quiver", default="target/release/quiver")
-    p.add_argument("--workdir", default=None, help="where the f32 graph is saved (default: a temp dir)")
+    p.add_argument("--workdir", default=None, help="where the f32 graphs are saved (default: a temp dir)")
+    p.add_argument("--reuse-graphs", action="store_true",
+                   help="load a graph already saved in --workdir (f32-m{M}-efc{efC}.hnsw) instead of building it")
     p.add_argument("--json", help="write every curve, the envelope QPS and the ratios here")
     a = p.parse_args()
     a.ef = [int(x) for x in a.ef.split(",")]
+    if a.graphs:
+        a.graphs = [tuple(int(v) for v in g.split(":")) for g in a.graphs.split(",")]
+    else:
+        a.graphs = [(a.m, a.ef_construction)]
     a.scann_leaves = [int(x) for x in a.scann_leaves.split(",")]
     a.scann_reorder = [int(x) for x in a.scann_reorder.split(",")]
     encodings = []
@@ -198,17 +230,23 @@ def main():
     base, query = load(a.base), load(a.query)
     gt = load(a.gt)[:, : a.k]
     workdir = a.workdir or tempfile.mkdtemp(prefix="codes-compare-")
-    graph = os.path.join(workdir, "minilm-f32.hnsw")
+    graphs = {}
 
     systems = {}
     info = {}
-    t = time.perf_counter()
-    subprocess.run([a.quiver, "bench", "--base", a.base, "--query", a.query, "--gt", a.gt, "--metric", a.metric,
-                    "--m", str(a.m), "--ef-construction", str(a.ef_construction), "--build-threads",
-                    str(a.build_threads), "--ef", "64", "--runs", "1", "--save", graph, "--log", "warn"],
-                   check=True, stdout=subprocess.DEVNULL)
-    info["quiver"] = {"build_seconds": time.perf_counter() - t}
-    print(f"quiver: f32 graph built and saved in {info['quiver']['build_seconds']:.1f} s", flush=True)
+    for m, efc in a.graphs:
+        g = graph_key(m, efc)
+        graphs[g] = os.path.join(workdir, f"f32-m{m}-efc{efc}.hnsw")
+        if a.reuse_graphs and os.path.exists(graphs[g]):
+            print(f"quiver: reusing the f32 graph {graphs[g]}", flush=True)
+            continue
+        t = time.perf_counter()
+        subprocess.run([a.quiver, "bench", "--base", a.base, "--query", a.query, "--gt", a.gt, "--metric", a.metric,
+                        "--m", str(m), "--ef-construction", str(efc), "--build-threads",
+                        str(a.build_threads), "--ef", "64", "--runs", "1", "--save", graphs[g], "--log", "warn"],
+                       check=True, stdout=subprocess.DEVNULL)
+        info.setdefault("quiver", {})[g] = {"build_seconds": time.perf_counter() - t}
+        print(f"quiver: f32 graph {g} built and saved in {info['quiver'][g]['build_seconds']:.1f} s", flush=True)
     for name, cls in (("hnswlib", Hnswlib), ("faiss", FaissHnsw), ("scann", Scann)):
         if name not in a.peers.split(","):
             continue
@@ -231,11 +269,12 @@ def main():
             if sysname.startswith("quiver "):
                 enc = sysname.split()[1]
                 reranks = dict(encodings)[enc]
-                rep = quiver_sweep(a, graph, enc, reranks)
-                info.setdefault(sysname, {})["index_bytes"] = rep["index_bytes"]
-                for r in rep["runs"]:
-                    key = f"ef={r['ef']} rerank={r.get('rerank', 0)}"
-                    c.setdefault(key, {"recall": r["recall"], "qps": []})["qps"].append(r["qps"])
+                for g, path in graphs.items():
+                    rep = quiver_sweep(a, path, enc, reranks)
+                    info.setdefault(sysname, {}).setdefault("index_bytes", {})[g] = rep["index_bytes"]
+                    for r in rep["runs"]:
+                        key = f"{g} ef={r['ef']} rerank={r.get('rerank', 0)}"
+                        c.setdefault(key, {"recall": r["recall"], "qps": []})["qps"].append(r["qps"])
             else:
                 s = systems[sysname]
                 for setting in s.settings:
@@ -246,9 +285,11 @@ def main():
             print(f"round {rnd + 1}: {sysname} done", flush=True)
 
     table = {}
+    chosen = {}
     for sysname, c in curves.items():
-        pts = [(e["recall"], float(np.median(e["qps"]))) for e in c.values()]
-        table[sysname] = {str(t): envelope_qps(pts, t) for t in TARGETS}
+        pts = [(e["recall"], float(np.median(e["qps"])), key) for key, e in c.items()]
+        table[sysname] = {str(t): envelope_qps([p[:2] for p in pts], t) for t in TARGETS}
+        chosen[sysname] = {str(t): envelope_setting(pts, t) for t in TARGETS}
     quiver_best = {str(t): max((table[s][str(t)] or 0) for s in table if s.startswith("quiver ")) or None
                    for t in TARGETS}
     peers = [s for s in table if not s.startswith("quiver ")]
@@ -259,8 +300,8 @@ def main():
     print(f"{'system':<18}" + "".join(f"{t:>10}" for t in TARGETS) + "   index MiB")
     for s in order:
         mib = info.get(s, {}).get("index_bytes")
-        print(f"{s:<18}" + "".join(" " + fmt(table[s][str(t)]) for t in TARGETS)
-              + (f"   {mib / 2**20:.1f}" if mib else ""))
+        mib = " / ".join(f"{g}: {v / 2**20:.1f}" for g, v in mib.items()) if mib else ""
+        print(f"{s:<18}" + "".join(" " + fmt(table[s][str(t)]) for t in TARGETS) + f"   {mib}")
     ratios = {}
     for s in peers + ["best peer"]:
         ref = best_peer if s == "best peer" else table[s]
@@ -268,9 +309,12 @@ def main():
                      for t in TARGETS}
         print(f"{'quiver best / ' + s:<30}" + "".join(
             f"{(ratios[s][str(t)] or float('nan')):>8.2f}" for t in TARGETS))
+    print("\nsetting of the first envelope point at or above each recall:")
+    for s in order:
+        print(f"  {s}: " + "; ".join(f"{t}: {chosen[s][str(t)]}" for t in TARGETS))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"args": vars(a), "info": info, "curves": curves, "qps_at_recall": table,
+            json.dump({"args": vars(a), "info": info, "curves": curves, "qps_at_recall": table, "envelope_setting": chosen,
                        "quiver_best": quiver_best, "best_peer": best_peer, "ratios": ratios}, f, indent=2)
 
 

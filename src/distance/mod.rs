@@ -5,10 +5,11 @@
 //! at start-up and cached as a table of function pointers ([`kernels`]); hot
 //! loops hold the pointer they need and never re-check CPU features.
 //!
-//! Each table covers three element types of the *stored* vector, always
-//! compared against an f32 query: f32, f16 ([`Kernels::l2_f16`]) and SQ8 codes
-//! ([`Kernels::l2_sq8`], [`Kernels::dot_u8`], used through
-//! [`crate::quant::Sq8Query`]).
+//! Each table covers three element types of the *stored* vector: f32, f16
+//! ([`Kernels::l2_f16`]) against an f32 query, and SQ8 codes against an f32
+//! query ([`Kernels::l2_sq8`], [`Kernels::dot_u8`]) or an int8 one
+//! ([`Kernels::dot_u8i8`], exact integer sums; `x86/int8.rs`), used through
+//! [`crate::quant::Sq8Query`].
 //!
 //! The environment variable `QUIVER_KERNELS=scalar|avx2|avx512|neon` (read once,
 //! at detection) forces a table, for benchmarks and tests; an unknown or
@@ -43,6 +44,8 @@ pub type F16Fn = fn(&[f32], &[f16]) -> f32;
 pub type Sq8L2Fn = fn(&[f32], &[f32], &[u8]) -> f32;
 /// `fn(weights, code) -> f32`: `Σ wᵢ·codeᵢ`.
 pub type U8DotFn = fn(&[f32], &[u8]) -> f32;
+/// `fn(weights, code) -> i32`: `Σ wᵢ·codeᵢ`, exact, int8 weights.
+pub type U8I8DotFn = fn(&[i8], &[u8]) -> i32;
 
 /// The kernels of one instruction set.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +66,10 @@ pub struct Kernels {
     /// Weighted sum of an SQ8 code, `Σ wᵢ·codeᵢ` (the code-dependent part of
     /// an inner product with `w = query · scale`).
     pub dot_u8: U8DotFn,
+    /// `Σ wᵢ·codeᵢ` of int8 weights and an SQ8 code, exact in i32 (the
+    /// search kernel of [`crate::quant::Sq8Query`]: the query is quantised
+    /// to int8 once; AVX-512 VNNI `vpdpbusd` where the CPU has it).
+    pub dot_u8i8: U8I8DotFn,
 }
 
 static KERNELS: OnceLock<Kernels> = OnceLock::new();
@@ -85,6 +92,7 @@ pub fn scalar_kernels() -> Kernels {
         dot_f16: scalar::dot_f16,
         l2_sq8: scalar::l2_sq8,
         dot_u8: scalar::dot_u8,
+        dot_u8i8: scalar::dot_u8i8,
     }
 }
 

@@ -90,3 +90,14 @@ pub fn dot_u8(w: &[f32], code: &[u8]) -> f32 {
     assert_eq!(w.len(), code.len(), "dot_u8: length mismatch");
     sum4(w.len(), |i| w[i] * f32::from(code[i]))
 }
+
+/// `Σ wᵢ·codeᵢ` of int8 weights and u8 codes, exact in i32 (`|Σ| ≤
+/// 255·127·len`, below 2³¹ for every supported dimension): the integer SQ8
+/// kernel behind [`crate::quant::Sq8Query`]'s search distances.
+pub fn dot_u8i8(w: &[i8], code: &[u8]) -> i32 {
+    assert_eq!(w.len(), code.len(), "dot_u8i8: length mismatch");
+    w.iter()
+        .zip(code)
+        .map(|(&a, &c)| i32::from(a) * i32::from(c))
+        .sum()
+}

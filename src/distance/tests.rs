@@ -234,3 +234,43 @@ proptest! {
         check_all(&Case::random(d, seed));
     }
 }
+
+/// Every table's `dot_u8i8` against the scalar one: integer sums, so equal.
+fn check_u8i8(w: &[i8], code: &[u8]) {
+    let want = super::scalar::dot_u8i8(w, code);
+    for k in available_kernels() {
+        assert_eq!(
+            (k.dot_u8i8)(w, code),
+            want,
+            "dot_u8i8/{}/{}",
+            k.name,
+            w.len()
+        );
+    }
+}
+
+#[test]
+fn dot_u8i8_extremes_every_dim() {
+    // Largest magnitudes of both signs (the sums a saturating kernel would
+    // get wrong), at every loop boundary.
+    for &d in DIMS.iter().chain(&[383, 384, 385, 65_535]) {
+        check_u8i8(&vec![127; d], &vec![255; d]);
+        check_u8i8(&vec![-127; d], &vec![255; d]);
+        let w: Vec<i8> = (0..d)
+            .map(|i| if i % 2 == 0 { 127 } else { -128 })
+            .collect();
+        check_u8i8(&w, &vec![255; d]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn dot_u8i8_matches_scalar(d in 0usize..3000, seed in any::<u64>()) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let w: Vec<i8> = (0..d).map(|_| rng.gen()).collect();
+        let code: Vec<u8> = (0..d).map(|_| rng.gen()).collect();
+        check_u8i8(&w, &code);
+    }
+}

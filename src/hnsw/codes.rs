@@ -5,9 +5,10 @@
 //! The graph code never touches codes directly. It asks a [`Space`] (one per
 //! encoding) for a prepared query, a [`Dist`], and calls `dist(id)` on it:
 //!
-//! - a search query stays f32 and is compared with stored codes by the
-//!   asymmetric kernels (`l2_f16`/`dot_f16`, or [`Sq8Query`] over
-//!   `l2_sq8`/`dot_u8`);
+//! - a search query is compared with stored codes by the asymmetric f16
+//!   kernels (`l2_f16`/`dot_f16`), or, for SQ8, quantised once to int8
+//!   ([`Sq8IntQuery`], integer `dot_u8i8`; L2 also reads each node's stored
+//!   code norm);
 //! - node-to-node distances (inserts: neighbour selection and shrinking)
 //!   decode one node into a scratch buffer ([`QueryTmp`]) and use it as the
 //!   query.
@@ -24,14 +25,14 @@ use half::f16;
 
 use super::vectors::Arena;
 use crate::distance::{self, DistanceKernel, F16Kernel, Metric};
-use crate::quant::{self, Sq8Quantizer, Sq8Query};
+use crate::quant::{self, Sq8IntQuery, Sq8Quantizer};
 pub(crate) use crate::score::{VectorCodec, VectorEncoding};
 
 /// Reusable buffers for preparing one query (a decoded node, an SQ8 query).
 #[derive(Default)]
 pub(crate) struct QueryTmp {
     buf: Vec<f32>,
-    sq8: Option<Sq8Query>,
+    sq8: Option<Sq8IntQuery>,
 }
 
 /// A query prepared against one encoding's codes.
@@ -42,6 +43,13 @@ pub(crate) trait Dist {
     fn prefetch(&self, id: u32);
     /// Hints every cache line of node `id`'s code into cache.
     fn prefetch_all(&self, id: u32);
+    /// How many neighbours ahead of the one being scored the search pulls
+    /// in whole codes ([`prefetch_all`](Self::prefetch_all)): 1 by default;
+    /// more for codes scored faster than a cache miss (SQ8).
+    #[inline(always)]
+    fn prefetch_ahead(&self) -> usize {
+        1
+    }
 }
 
 /// One encoding's codes: prepares queries and writes and reads slots.
@@ -152,45 +160,82 @@ impl Space for F16Space {
     }
 }
 
-/// SQ8 codes and their quantiser.
+/// SQ8 codes and their quantiser; for L2 also each code's
+/// [`Sq8Quantizer::centered_sq_norm`] (4 bytes a node), which the integer
+/// distance needs.
 pub(crate) struct Sq8Space {
     arena: Arena<u8>,
+    norms: Option<Arena<f32>>,
     quantizer: Sq8Quantizer,
     metric: Metric,
 }
 
 pub(crate) struct Sq8Dist<'a> {
-    q: &'a Sq8Query,
+    q: &'a Sq8IntQuery,
     arena: &'a Arena<u8>,
+    norms: Option<&'a Arena<f32>>,
 }
 
 impl Dist for Sq8Dist<'_> {
     #[inline(always)]
     fn dist(&self, id: u32) -> f32 {
-        self.q.distance(self.arena.get(id))
+        let norm = match self.norms {
+            Some(n) => n.get(id)[0],
+            None => 0.0,
+        };
+        self.q.distance(self.arena.get(id), norm)
     }
     #[inline(always)]
     fn prefetch(&self, id: u32) {
         distance::prefetch(self.arena.get(id));
+        if let Some(n) = self.norms {
+            distance::prefetch(n.get(id));
+        }
     }
     #[inline(always)]
     fn prefetch_all(&self, id: u32) {
         distance::prefetch_lines(self.arena.get(id), 64);
     }
+    /// A 384-d code is scored in a few nanoseconds, far less than a miss
+    /// to L3 or memory, so whole codes are requested 8 neighbours ahead
+    /// (measured on minilm, ef 32–512: 1 → 8 ahead is 10–20 % more QPS;
+    /// 4–32 are within the noise of each other).
+    #[inline(always)]
+    fn prefetch_ahead(&self) -> usize {
+        8
+    }
 }
 
 impl Sq8Space {
-    fn prepare<'a>(&'a self, q: &[f32], slot: &'a mut Option<Sq8Query>) -> Sq8Dist<'a> {
+    fn new(dim: usize, quantizer: Sq8Quantizer, metric: Metric, capacity: usize) -> Self {
+        Sq8Space {
+            arena: Arena::new(dim, capacity),
+            norms: (metric == Metric::L2).then(|| Arena::new(1, capacity)),
+            quantizer,
+            metric,
+        }
+    }
+
+    fn prepare<'a>(&'a self, q: &[f32], slot: &'a mut Option<Sq8IntQuery>) -> Sq8Dist<'a> {
         let prepared = match slot {
             Some(p) => {
                 p.set_query(&self.quantizer, q);
                 p
             }
-            None => slot.insert(Sq8Query::new(&self.quantizer, self.metric, q)),
+            None => slot.insert(Sq8IntQuery::new(&self.quantizer, self.metric, q)),
         };
         Sq8Dist {
             q: prepared,
             arena: &self.arena,
+            norms: self.norms.as_ref(),
+        }
+    }
+
+    /// Writes `code` (and its norm, for L2) into the unpublished slot `id`.
+    fn write_unpublished(&self, id: u32, code: &[u8]) {
+        self.arena.write_unpublished(id, code);
+        if let Some(n) = &self.norms {
+            n.write_unpublished(id, &[self.quantizer.centered_sq_norm(code)]);
         }
     }
 }
@@ -241,11 +286,9 @@ impl Codes {
                 arena: Arena::new(dim, capacity),
                 kernel: metric.f16_kernel(),
             }),
-            VectorCodec::Sq8(quantizer) => Codes::Sq8(Sq8Space {
-                arena: Arena::new(dim, capacity),
-                quantizer,
-                metric,
-            }),
+            VectorCodec::Sq8(quantizer) => {
+                Codes::Sq8(Sq8Space::new(dim, quantizer, metric, capacity))
+            }
         }
     }
 
@@ -287,7 +330,11 @@ impl Codes {
         match self {
             Codes::F32(s) => s.arena.committed_bytes(len),
             Codes::F16(s) => s.arena.committed_bytes(len),
-            Codes::Sq8(s) => s.arena.committed_bytes(len) + 8 * s.quantizer.dim(),
+            Codes::Sq8(s) => {
+                s.arena.committed_bytes(len)
+                    + s.norms.as_ref().map_or(0, |n| n.committed_bytes(len))
+                    + 8 * s.quantizer.dim()
+            }
         }
     }
 
@@ -315,7 +362,12 @@ impl Codes {
         match self {
             Codes::F32(s) => s.arena.grow(capacity),
             Codes::F16(s) => s.arena.grow(capacity),
-            Codes::Sq8(s) => s.arena.grow(capacity),
+            Codes::Sq8(s) => {
+                s.arena.grow(capacity);
+                if let Some(n) = &mut s.norms {
+                    n.grow(capacity);
+                }
+            }
         }
     }
 
@@ -326,7 +378,7 @@ impl Codes {
         match self {
             Codes::F32(s) => s.arena.write_unpublished(id, v),
             Codes::F16(s) => s.arena.write_unpublished(id, &quant::f16::encode_vec(v)),
-            Codes::Sq8(s) => s.arena.write_unpublished(id, &s.quantizer.encode_vec(v)),
+            Codes::Sq8(s) => s.write_unpublished(id, &s.quantizer.encode_vec(v)),
         }
     }
 
@@ -348,7 +400,7 @@ impl Codes {
                     .collect();
                 s.arena.write_unpublished(id, &v);
             }
-            Codes::Sq8(s) => s.arena.write_unpublished(id, raw),
+            Codes::Sq8(s) => s.write_unpublished(id, raw),
         }
     }
 

@@ -71,12 +71,13 @@ fn memory_reflects_the_codes() {
         })
         .collect();
     // Only the code arena differs: 256, 128 and 64 bytes per vector (plus
-    // the SQ8 parameters, 8 bytes per dimension). Each arena counts whole
-    // pages from its aligned start, which depends on where the allocator
-    // put it: allow a page either way.
-    let near = |got: usize, want: usize| got.abs_diff(want) <= 4096;
-    assert!(near(mem[0] - mem[1], n * 128), "{mem:?}");
-    assert!(near(mem[0] - mem[2], n * 192 - 8 * dim), "{mem:?}");
+    // the SQ8 parameters, 8 bytes per dimension, and for L2 each code's
+    // norm, 4 bytes per vector). Each arena counts whole pages from its
+    // aligned start, which depends on where the allocator put it: allow a
+    // page either way for each arena.
+    let near = |got: usize, want: usize, arenas: usize| got.abs_diff(want) <= 4096 * arenas;
+    assert!(near(mem[0] - mem[1], n * 128, 1), "{mem:?}");
+    assert!(near(mem[0] + n * 4, n * 192 - 8 * dim + mem[2], 2), "{mem:?}");
 }
 
 #[test]
@@ -189,10 +190,12 @@ fn sq8_inserts_clamp_to_the_trained_range() {
     let v = index.vector(id).unwrap();
     assert!((v[0] - 0.5).abs() <= 0.5 / 255.0 + 1e-6, "{v:?}");
     assert!((v[1] - 1.0).abs() <= 1.0 / 255.0 + 1e-6, "{v:?}");
-    // The clamped vector is what is searched.
+    // The clamped vector is what is searched; the distance is the integer
+    // kernel's (the query rounded to int8: within α/2·Σ|cᵢ − 128|·2, here
+    // about 0.008), not exact.
     let hit = index.search(&[1.0, 0.0], 1, 10).unwrap()[0];
     assert_eq!(hit.id, NodeId(0));
-    assert!(hit.distance.abs() < 1e-9);
+    assert!(hit.distance.abs() < 0.02, "{}", hit.distance);
 }
 
 #[test]

@@ -231,8 +231,12 @@ impl Hnsw {
             for &n in &batch {
                 q.prefetch(n);
             }
+            let ahead = q.prefetch_ahead();
+            for &n in batch.iter().take(ahead).skip(1) {
+                q.prefetch_all(n);
+            }
             for (i, &n) in batch.iter().enumerate() {
-                if let Some(&next) = batch.get(i + 1) {
+                if let Some(&next) = batch.get(i + ahead) {
                     q.prefetch_all(next);
                 }
                 let d = q.dist(n);

@@ -3,12 +3,13 @@
 //!
 //! Stored vectors are compressed; queries stay f32. Distances between an f32
 //! query and a compressed vector use the kernels in
-//! [`crate::distance::Kernels`] (`l2_f16`/`dot_f16`, `l2_sq8`/`dot_u8`).
+//! [`crate::distance::Kernels`] (`l2_f16`/`dot_f16`, `l2_sq8`/`dot_u8`, and
+//! `dot_u8i8` for SQ8 codes against an int8-quantised query).
 
 pub mod f16;
 pub mod sq8;
 
-pub use sq8::{Sq8Quantizer, Sq8Query};
+pub use sq8::{Sq8IntQuery, Sq8Quantizer, Sq8Query};
 
 /// Errors of the codecs.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -6,7 +6,11 @@
 //! Values inside the trained range come back within `scaleᵢ / 2`; values
 //! outside it are clamped to the range.
 //!
-//! Search is asymmetric: the query stays f32 and [`Sq8Query`] precomputes, once
+//! Graph searches use [`Sq8IntQuery`] (module `int`): the query quantised
+//! once to int8, one exact integer dot product per code.
+//!
+//! [`Sq8Query`] is the asymmetric f32 form (exact distance to the decoded
+//! vector up to f32 rounding): the query stays f32 and it precomputes, once
 //! per query, the arrays that let the SIMD kernels work on the codes directly:
 //!
 //! * L2: `q' = q − min`, distance `Σ (q'ᵢ − scaleᵢ·cᵢ)²` (`l2_sq8`);
@@ -24,6 +28,9 @@
 //! | 12          | 4·dim | `min`, f32                                   |
 //! | 12 + 4·dim  | 4·dim | `scale`, f32                                 |
 //! | 12 + 8·dim  | 4     | CRC-32C of bytes `0..12 + 8·dim`             |
+
+mod int;
+pub use int::{Sq8IntQuery, MAX_OUTLIERS};
 
 use super::{QuantError, Result};
 use crate::distance::{self, kernels, Kernels, Metric, Sq8L2Fn, U8DotFn};
@@ -277,6 +284,20 @@ impl Sq8Quantizer {
     }
 }
 
+/// The factor that normalises `query` for [`Metric::Cosine`] (1 for a zero
+/// or non-finite norm, and for the other metrics).
+fn query_scale(metric: Metric, query: &[f32]) -> f32 {
+    if !metric.normalizes() {
+        return 1.0;
+    }
+    let n = distance::dot(query, query).sqrt();
+    if n.is_finite() && n > 0.0 {
+        1.0 / n
+    } else {
+        1.0
+    }
+}
+
 /// A query prepared for distances to SQ8 codes ("lower is closer", as
 /// [`Metric`]): L2 squared, or `1 − <q, decoded>` for inner product and
 /// cosine. Reuse one per search thread with [`set_query`](Self::set_query)
@@ -340,16 +361,7 @@ impl Sq8Query {
                 self.bias = 0.0;
             }
             Metric::InnerProduct | Metric::Cosine => {
-                let inv_norm = if self.metric.normalizes() {
-                    let n = distance::dot(query, query).sqrt();
-                    if n.is_finite() && n > 0.0 {
-                        1.0 / n
-                    } else {
-                        1.0
-                    }
-                } else {
-                    1.0
-                };
+                let inv_norm = query_scale(self.metric, query);
                 let mut qmin = 0.0f64;
                 for ((&x, &m), &s) in query.iter().zip(&quantizer.min).zip(&quantizer.scale) {
                     let x = x * inv_norm;

@@ -26,6 +26,8 @@ pub(crate) fn kernels() -> Option<Kernels> {
         dot_f16,
         l2_sq8,
         dot_u8,
+        // No NEON integer kernel yet: the scalar one (auto-vectorised).
+        dot_u8i8: crate::distance::scalar::dot_u8i8,
     })
 }
 

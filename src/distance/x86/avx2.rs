@@ -24,6 +24,7 @@ pub(crate) fn kernels() -> Option<Kernels> {
         dot_f16,
         l2_sq8,
         dot_u8,
+        dot_u8i8: super::int8::avx2().unwrap_or(crate::distance::scalar::dot_u8i8),
     })
 }
 

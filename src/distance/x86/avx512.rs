@@ -27,6 +27,10 @@ pub(crate) fn kernels() -> Option<Kernels> {
         dot_f16,
         l2_sq8,
         dot_u8,
+        // VNNI (`vpdpbusd`) where present, else the AVX2 integer kernel.
+        dot_u8i8: super::int8::vnni()
+            .or_else(super::int8::avx2)
+            .unwrap_or(crate::distance::scalar::dot_u8i8),
     })
 }
 

@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::distance::{available_kernels, Metric};
 
-fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+pub(super) fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = SmallRng::seed_from_u64(seed);
     // Per-dimension offset and spread, so dimensions differ.
     let spread: Vec<(f32, f32)> = (0..dim)
