@@ -243,6 +243,28 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Streams the upserts `rx` yields over one `UpsertStream` call; returns
+/// how many points the server acknowledged, telling `progress` the running
+/// count after each acknowledgement.
+pub(crate) async fn upsert_stream(
+    conn: &Connection,
+    rx: tokio::sync::mpsc::Receiver<pb::UpsertRequest>,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<u64> {
+    let mut acks = conn
+        .points()
+        .upsert_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut done = 0u64;
+    while let Some(ack) = acks.message().await.map_err(status)? {
+        done += ack.upserted;
+        progress(done);
+    }
+    Ok(done)
+}
+
 pub(crate) fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("server: {:?}: {}", e.code(), e.message())
 }
@@ -355,17 +377,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                 }
             }
         });
-        let mut acks = conn
-            .points()
-            .upsert_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .map_err(status)?
-            .into_inner();
-        let mut done = 0u64;
-        while let Some(ack) = acks.message().await.map_err(status)? {
-            done += ack.upserted;
-            bar.set_position(done);
-        }
+        let done = upsert_stream(&conn, rx, |done| bar.set_position(done)).await?;
         producer.await?;
         bar.finish_and_clear();
         if done as usize != rows {

@@ -24,7 +24,7 @@ use quiver::dataset;
 use quiver::server::pb;
 
 use super::bench::percentile;
-use super::client::{connect, runtime, status, unindexed_points, ConnectArgs};
+use super::client::{connect, runtime, status, unindexed_points, upsert_stream, ConnectArgs};
 
 /// Phases, in order.
 const PHASES: [&str; 3] = ["import", "catch-up", "idle"];
@@ -173,16 +173,7 @@ pub fn run(a: MixedArgs) -> anyhow::Result<()> {
                 }
             }
         });
-        let mut acks = conn
-            .points()
-            .upsert_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .map_err(status)?
-            .into_inner();
-        let mut done = 0u64;
-        while let Some(ack) = acks.message().await.map_err(status)? {
-            done += ack.upserted;
-        }
+        let done = upsert_stream(&conn, rx, |_| {}).await?;
         producer.await?;
         let import_secs = started.elapsed().as_secs_f64();
         if done as usize != rows {

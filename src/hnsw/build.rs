@@ -130,27 +130,9 @@ impl Hnsw {
     /// returns its node id. In an SQ8 index, values outside the quantiser's
     /// trained range are clamped to it.
     pub fn insert(&self, v: &[f32]) -> Result<NodeId> {
-        let mut q = Vec::with_capacity(self.dim);
-        self.prepare_vector(v, "vector", &mut q)?;
-        if self.exact_source() == super::ExactSource::Mapped {
-            return Err(HnswError::param(
-                "exact_vectors",
-                "the index's full vectors are a read-only file: it takes no inserts",
-            ));
-        }
-        let cap = self.capacity();
-        let id = self
-            .len
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
-                (l < cap).then_some(l + 1)
-            })
-            .map_err(|_| HnswError::Full { capacity: cap })? as u32;
-        self.codes.write_unpublished(id, &q);
-        if let Some(e) = &self.exact {
-            e.write_unpublished(id, &q)?;
-        }
-        with_space!(&self.codes, space => self.link(space, id, self.random_level(id), Some(&q)));
-        Ok(NodeId(id))
+        let (id, q) = self.store(v)?;
+        with_space!(&self.codes, space => self.link(space, id.0, self.random_level(id.0), Some(&q)));
+        Ok(id)
     }
 
     /// Stores one vector in a fresh slot without linking it into the graph
@@ -159,6 +141,12 @@ impl Hnsw {
     /// the caller tracks which slots are written and scans them exactly
     /// meanwhile (the collection's unindexed buffer).
     pub fn append(&self, v: &[f32]) -> Result<NodeId> {
+        Ok(self.store(v)?.0)
+    }
+
+    /// Checks and prepares `v`, takes a fresh slot and writes its codes (and
+    /// full vector) there, unlinked; returns the slot and the prepared vector.
+    fn store(&self, v: &[f32]) -> Result<(NodeId, Vec<f32>)> {
         let mut q = Vec::with_capacity(self.dim);
         self.prepare_vector(v, "vector", &mut q)?;
         if self.exact_source() == super::ExactSource::Mapped {
@@ -178,7 +166,7 @@ impl Hnsw {
         if let Some(e) = &self.exact {
             e.write_unpublished(id, &q)?;
         }
-        Ok(NodeId(id))
+        Ok((NodeId(id), q))
     }
 
     /// Links a node stored by [`Hnsw::append`] into the graph (concurrently

@@ -77,7 +77,10 @@ fn memory_reflects_the_codes() {
     // page either way for each arena.
     let near = |got: usize, want: usize, arenas: usize| got.abs_diff(want) <= 4096 * arenas;
     assert!(near(mem[0] - mem[1], n * 128, 1), "{mem:?}");
-    assert!(near(mem[0] + n * 4, n * 192 - 8 * dim + mem[2], 2), "{mem:?}");
+    assert!(
+        near(mem[0] + n * 4, n * 192 - 8 * dim + mem[2], 2),
+        "{mem:?}"
+    );
 }
 
 #[test]
