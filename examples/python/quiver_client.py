@@ -57,7 +57,7 @@ def from_value(v):
     kind = v.WhichOneof("kind")
     if kind == "list_value":
         return [from_value(x) for x in v.list_value.values]
-    if kind is None:
+    if kind in (None, "null_value"):
         return None
     return getattr(v, kind)
 

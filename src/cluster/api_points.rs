@@ -30,15 +30,18 @@ fn unexpected() -> Status {
 
 impl ClusterPoints {
     /// Asks every shard of `collection` (those `read` builds a request for)
-    /// and returns their answers and the shards that did not answer.
-    async fn ask_shards(
+    /// and returns their answers, each taken out of its response by `pick`
+    /// (`None`: a response of the wrong type, an internal error), and the
+    /// shards that did not answer.
+    async fn ask_shards<T>(
         &self,
         item: &CatalogItem,
         collection: &str,
         consistency: i32,
         allow_partial: bool,
         read: impl Fn(u32) -> Option<Read>,
-    ) -> Result<(Vec<Out>, Vec<u32>), Status> {
+        pick: fn(Out) -> Option<T>,
+    ) -> Result<(Vec<T>, Vec<u32>), Status> {
         let (answers, missing) = self
             .router
             .read_all(
@@ -49,7 +52,11 @@ impl ClusterPoints {
                 read,
             )
             .await?;
-        Ok((answers.into_iter().map(|(_, a)| a).collect(), missing))
+        let answers = answers
+            .into_iter()
+            .map(|(_, a)| pick(a).ok_or_else(unexpected))
+            .collect::<Result<_, _>>()?;
+        Ok((answers, missing))
     }
 
     fn check_batch(&self, field: &str, len: usize, max: usize) -> Result<(), Status> {
@@ -215,13 +222,14 @@ impl Points for ClusterPoints {
                         })
                     })
                 },
+                |a| match a {
+                    Out::Get(g) => Some(g),
+                    _ => None,
+                },
             )
             .await?;
         let mut found = std::collections::HashMap::new();
-        for a in answers {
-            let Out::Get(g) = a else {
-                return Err(unexpected());
-            };
+        for g in answers {
             for p in g.points {
                 found.insert(p.id, p);
             }
@@ -252,15 +260,13 @@ impl Points for ClusterPoints {
                         ..Default::default()
                     }))
                 },
+                |a| match a {
+                    Out::Count(c) => Some(c.count),
+                    _ => None,
+                },
             )
             .await?;
-        let mut count = 0;
-        for a in answers {
-            let Out::Count(c) = a else {
-                return Err(unexpected());
-            };
-            count += c.count;
-        }
+        let count = answers.into_iter().sum();
         Ok(Response::new(api::CountResponse {
             count,
             missing_shards: missing,
@@ -282,14 +288,15 @@ impl Points for ClusterPoints {
                 r.read_consistency,
                 r.allow_partial,
                 |_| Some(Read::Search(r.clone())),
+                |a| match a {
+                    Out::Search(s) => Some(s),
+                    _ => None,
+                },
             )
             .await?;
         let mut hits = Vec::new();
         let mut explain = None;
-        for a in answers {
-            let Out::Search(s) = a else {
-                return Err(unexpected());
-            };
+        for s in answers {
             hits.extend(s.hits);
             explain = explain.or(s.explain);
         }
@@ -321,14 +328,15 @@ impl Points for ClusterPoints {
                 r.read_consistency,
                 r.allow_partial,
                 |_| Some(Read::SearchBatch(r.clone())),
+                |a| match a {
+                    Out::SearchBatch(b) => Some(b),
+                    _ => None,
+                },
             )
             .await?;
         let mut results: Vec<api::SearchResult> =
             vec![api::SearchResult::default(); r.queries.len()];
-        for a in answers {
-            let Out::SearchBatch(b) = a else {
-                return Err(unexpected());
-            };
+        for b in answers {
             for (i, res) in b.results.into_iter().enumerate().take(results.len()) {
                 results[i].hits.extend(res.hits);
                 if results[i].explain.is_none() {
@@ -352,7 +360,10 @@ impl Points for ClusterPoints {
     ) -> Result<Response<api::ScrollResponse>, Status> {
         let r = req.into_inner();
         let item = self.router.item(&r.collection)?;
-        let limit = if r.limit == 0 { 100 } else { r.limit };
+        let limit = match r.limit {
+            0 => crate::limits::DEFAULT_SCROLL_LIMIT as u32,
+            n => n,
+        };
         self.check_batch("limit", limit as usize, self.router.node.limits.max_batch)?;
         let (answers, missing) = self
             .ask_shards(
@@ -361,14 +372,15 @@ impl Points for ClusterPoints {
                 r.read_consistency,
                 r.allow_partial,
                 |_| Some(Read::Scroll(api::ScrollRequest { limit, ..r.clone() })),
+                |a| match a {
+                    Out::Scroll(s) => Some(s),
+                    _ => None,
+                },
             )
             .await?;
         let mut points = Vec::new();
         let mut more = false;
-        for a in answers {
-            let Out::Scroll(s) = a else {
-                return Err(unexpected());
-            };
+        for s in answers {
             more |= s.next.is_some();
             points.extend(s.points);
         }

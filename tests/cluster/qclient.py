@@ -7,31 +7,17 @@ health check (raw bytes of grpc.health.v1, so grpcio-health-checking is
 not needed).  Payload values convert to and from Python values.
 """
 
+import os
+import sys
+
 import grpc
+
+# Payload values convert as the Python example client converts them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "python"))
+from quiver_client import from_value, to_value  # noqa: E402
 
 WRITE = {"one": 1, "majority": 2, "all": 3}
 READ = {"leader": 1, "any": 2}
-
-
-def to_value(pb, v):
-    if isinstance(v, bool):
-        return pb.Value(bool_value=v)
-    if isinstance(v, int):
-        return pb.Value(int_value=v)
-    if isinstance(v, float):
-        return pb.Value(double_value=v)
-    if isinstance(v, str):
-        return pb.Value(string_value=v)
-    if isinstance(v, (list, tuple)):
-        return pb.Value(list_value=pb.ListValue(values=[to_value(pb, x) for x in v]))
-    raise TypeError(f"unsupported payload value {v!r}")
-
-
-def from_value(v):
-    kind = v.WhichOneof("kind")
-    if kind == "list_value":
-        return [from_value(x) for x in v.list_value.values]
-    return None if kind in (None, "null_value") else getattr(v, kind)
 
 
 def decode_payload(payload):

@@ -81,6 +81,16 @@ class Workload:
             up = sorted(self.up)
         return rng.choice(up) if up else None
 
+    def _client(self, rng, clients):
+        """A random node that is up and its client (kept in `clients`), or
+        (None, None)."""
+        node = self._entry(rng)
+        if node is None:
+            return None, None
+        if node not in clients:
+            clients[node] = self.cluster.fresh_client(node, timeout=3.0)
+        return node, clients[node]
+
     def start(self):
         for t in self.threads:
             t.start()
@@ -103,12 +113,10 @@ class Workload:
         next_id, it = 1, 0
         L = self.ledger
         while not self.stop_ev.is_set():
-            node = self._entry(rng)
-            if node is None:
+            node, c = self._client(rng, clients)
+            if c is None:
                 time.sleep(0.05)
                 continue
-            c = clients.get(node) or clients.setdefault(
-                node, self.cluster.fresh_client(node, timeout=3.0))
             it += 1
             if it % 6 == 0 and len(L.acked) > 20:
                 with L.lock:
@@ -153,12 +161,10 @@ class Workload:
         n = 0
         L = self.ledger
         while not self.stop_ev.is_set():
-            node = self._entry(rng)
-            if node is None:
+            node, c = self._client(rng, clients)
+            if c is None:
                 time.sleep(0.05)
                 continue
-            c = clients.get(node) or clients.setdefault(
-                node, self.cluster.fresh_client(node, timeout=3.0))
             g = rng.randrange(GROUPS)
             vec = [rng.uniform(-1, 1) for _ in range(DIM)]
             # Rotate: any replica, the leaders, the leaders with allow_partial.
